@@ -1,0 +1,10 @@
+"""CLIP models with MoE or LoRA adapters, and the (branch, layer) trainable-units view."""
+from .clip import (ADAPTERS, MODELS, TINY, attach_adapters, blocks, build_adapted_clip, clip_logits, load_clip,
+                   tokenizer)
+from .lora import LoRAConfig, LoRALinear
+from .moe import MoEAdapter, MoEConfig
+from .units import BRANCHES, count_parameters, trainable_units, unit_of
+
+__all__ = ["ADAPTERS", "MODELS", "TINY", "attach_adapters", "blocks", "build_adapted_clip", "clip_logits", "load_clip",
+           "tokenizer", "LoRAConfig", "LoRALinear", "MoEAdapter", "MoEConfig", "BRANCHES",
+           "count_parameters", "trainable_units", "unit_of"]

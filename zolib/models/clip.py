@@ -1,0 +1,146 @@
+"""CLIP through open_clip, with adapters attached to every block of both encoders.
+
+Real path: ``ViT-B-16`` with OpenAI weights (open_clip's cache, or a local weights file
+for clusters without internet). Offline path: ``zolib-tiny``, a 12+12-layer CLIP whose
+open_clip config ships in ``zolib/models/configs`` and which zolib pretrains once on
+synthetic captions (:mod:`zolib.models.tiny`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import open_clip
+import torch
+from open_clip.transformer import ResidualAttentionBlock
+from torch import nn
+
+from ..errors import ZolibError, check_choice
+from .lora import LoRAConfig, add_lora
+from .moe import MoEAdapter, MoEConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+TINY = "zolib-tiny"
+MODELS = ("ViT-B-16", TINY)
+ADAPTERS = ("moe", "lora", "none")
+OPENAI_URL = ("https://openaipublic.azureedge.net/clip/models/5806e77cd80f8b59890b7e101eabd078"
+              "d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt")
+
+open_clip.add_model_config(CONFIG_DIR)
+
+
+class AdaptedBlock(ResidualAttentionBlock):
+    """open_clip's block with an MoE adapter parallel to the MLP (made by class swap)."""
+
+    adapter: MoEAdapter
+
+    def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):  # noqa: D401 - open_clip signature
+        x = q_x + self.ls_1(self.attention(q_x=self.ln_1(q_x), attn_mask=attn_mask))
+        return x + self.ls_2(self.mlp(self.ln_2(x))) + self.adapter(x)
+
+
+def blocks(model: nn.Module) -> dict[str, list[ResidualAttentionBlock]]:
+    """The transformer blocks of each branch: ``{"vision": [...], "text": [...]}``."""
+    return {"vision": list(model.visual.transformer.resblocks),
+            "text": list(model.transformer.resblocks)}
+
+
+def attach_adapters(model: nn.Module, adapter: str = "moe", *, moe: MoEConfig = MoEConfig(),
+                    lora: LoRAConfig = LoRAConfig()) -> nn.Module:
+    """Freeze ``model`` and attach adapters to every block of both encoders, in place.
+
+    Only adapter parameters are left trainable; read them with
+    :func:`zolib.models.units.trainable_units`.
+    """
+    check_choice("adapter", adapter, ADAPTERS)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for branch_blocks in blocks(model).values():
+        for block in branch_blocks:
+            if type(block) is not ResidualAttentionBlock:
+                raise TypeError(f"cannot adapt {type(block).__name__}; expected open_clip's ResidualAttentionBlock")
+            ref = block.mlp.c_fc.weight
+            if adapter == "moe":
+                block.__class__ = AdaptedBlock
+                block.adapter = MoEAdapter(ref.shape[1], moe).to(ref.device, ref.dtype)
+            elif adapter == "lora":
+                for name in lora.targets:
+                    add_lora(getattr(block.mlp, name), lora)
+    return model
+
+
+@contextmanager
+def _quiet_open_clip():
+    """Silence open_clip's 'No pretrained weights loaded' warning where random weights are wanted."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _openai_missing(err: Exception) -> ZolibError:
+    cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return ZolibError(
+        f"could not load the OpenAI ViT-B-16 weights ({type(err).__name__}); with internet, "
+        f"open_clip caches them under {cache}; offline, download {OPENAI_URL} elsewhere and pass "
+        f"--weights /path/to/ViT-B-16.pt (or set ZOLIB_CLIP_WEIGHTS)")
+
+
+def load_clip(name: str = "ViT-B-16", pretrained: Literal["openai", "synthetic", "none"] = "openai",
+              *, weights: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Build an open_clip CLIP (no adapters yet), frozen-ready, on ``device``.
+
+    - ``ViT-B-16`` + ``openai``: OpenAI weights from open_clip's cache, or from ``weights``
+      (or ``$ZOLIB_CLIP_WEIGHTS``), a local ``ViT-B-16.pt`` for clusters without internet.
+    - ``zolib-tiny`` + ``synthetic``: the tiny CLIP pretrained on synthetic captions (cached).
+    - any model + ``none``: random weights (architecture, memory and time checks).
+    """
+    check_choice("model", name, MODELS)
+    check_choice("pretrained", pretrained, ("openai", "synthetic", "none"))
+    if pretrained == "synthetic":
+        if name != TINY:
+            raise ZolibError(f"pretrained='synthetic' exists only for {TINY}; use 'openai' or 'none' for {name}")
+        from .tiny import pretrained_tiny_clip
+        return pretrained_tiny_clip(device=device)
+    if pretrained == "openai" and name == TINY:
+        raise ZolibError(f"{TINY} has no OpenAI weights; use pretrained='synthetic' or 'none'")
+    quick_gelu = name == "ViT-B-16"  # OpenAI's ViT-B/16 uses QuickGELU; keep it for random weights too
+    if pretrained == "none":
+        with _quiet_open_clip():
+            model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+    else:
+        weights = weights or os.environ.get("ZOLIB_CLIP_WEIGHTS")
+        if weights is not None and not Path(weights).is_file():
+            raise ZolibError(f"weights file {weights} does not exist; download {OPENAI_URL} and pass its path")
+        try:
+            model = open_clip.create_model(name, pretrained=str(weights) if weights else "openai",
+                                           force_quick_gelu=True)
+        except Exception as err:  # network and hub errors come in many types
+            raise _openai_missing(err) from err
+    return model.to(device).eval()
+
+
+def tokenizer(name: str):
+    """open_clip's BPE tokenizer at the model's context length (ships with open_clip)."""
+    return open_clip.get_tokenizer(name)
+
+
+def build_adapted_clip(name: str = "ViT-B-16", pretrained: str = "openai", adapter: str = "moe", *,
+                       moe: MoEConfig = MoEConfig(), lora: LoRAConfig = LoRAConfig(),
+                       weights: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """:func:`load_clip` then :func:`attach_adapters`: the model every experiment trains."""
+    model = load_clip(name, pretrained, weights=weights, device=device)
+    return attach_adapters(model, adapter, moe=moe, lora=lora).to(device)
+
+
+def clip_logits(model: nn.Module, images: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+    """CLIP's classification logits: ``exp(logit_scale) * norm(f_img) @ norm(f_txt).T``."""
+    img = model.encode_image(images, normalize=True)
+    txt = model.encode_text(text_tokens, normalize=True)
+    return model.logit_scale.exp() * img @ txt.T

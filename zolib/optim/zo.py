@@ -1,0 +1,332 @@
+"""The zeroth-order estimator (paper Eq. 2) and the perturbation that feeds it.
+
+Estimator, per ZO unit ``g`` (a param group) and direction ``z_{g,k}``, ``k < q``::
+
+    one-sided:  g_hat_g = 1/q sum_k (L(theta + E z_k) - L(theta)) / eps_g * z_{g,k}
+    two-sided:  g_hat_g = 1/q sum_k (L(theta + E z_k) - L(theta - E z_k)) / (2 eps_g) * z_{g,k}
+
+where ``E z_k`` perturbs every ZO unit ``h`` by ``eps_h z_{h,k}`` ("joint", the default: one
+extra forward per direction and side) or only unit ``g`` ("block": one forward per unit,
+direction and side). With per-unit eps in joint mode the difference ``dL`` is shared and
+divided by each unit's own eps: ``dL ~ sum_h eps_h <grad_h, z_h>``, so
+``E[dL / eps_g * z_g] = grad_g`` because the cross terms ``E[<grad_h, z_h> z_g]`` vanish for
+independent zero-mean directions (they add variance, not bias). ``L(theta)`` in one-sided
+mode is the loss of the forward the step already runs. For symmetric ``z`` the one- and
+two-sided estimators have the same mean (bias O(eps^2)); the one-sided one has more variance.
+``E|g_hat|^2 = (d + 2)|grad|^2`` for Gaussian ``z`` of dimension ``d`` and ``q = 1``
+(``d |grad|^2`` for Rademacher): see notebooks/04_gradient_variance.ipynb.
+
+Perturbation at the point of use (no parameter is ever written while estimating): inside a
+:class:`Substitution`, a forward pre-hook on every module that owns a ZO parameter puts
+``p + eps * z`` (``z`` regenerated from its seed, see :mod:`zolib.optim.directions`) in the
+module's parameter slot, and a forward hook puts the ``Parameter`` back. So the parameters
+are restored bit for bit, no copy of them is held, and at most one module's perturbed
+tensors and one direction tensor exist at a time. Limitation: a parameter read outside its
+owning module's ``forward`` (e.g. ``nn.MultiheadAttention.out_proj.weight``, which the
+attention reads without calling ``out_proj``) cannot be perturbed this way; when a hooked
+module never runs during a perturbed forward a :class:`~zolib.errors.ZolibError` says so.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import NanLossError, ZolibError, check_choice
+from .directions import DISTRIBUTIONS, direction_seed, sample_direction
+
+ESTIMATORS = ("one-sided", "two-sided")
+PERTURBATIONS = ("joint", "block")
+RULES = ("aggressive", "conservative")
+SIGNS = ("none", "elementwise", "projected")
+
+Units = Mapping[Hashable, "Mapping[str, nn.Parameter] | Sequence[nn.Parameter]"]
+
+
+@dataclass(frozen=True)
+class ZOConfig:
+    """Everything about the ZO part of a step; see the module docstrings of zolib.optim.
+
+    Defaults where the paper is silent (each is a parameter):
+
+    - ``rule="conservative"``: the paper's main tables cannot be ZO* (its ablation puts
+      aggressive Dual at 66.67 Last, the table's Dual at 69.29), and ZeroFlow/ZO-Bench's
+      conservative rule uses 3 candidates.
+    - ``eps_vision`` / ``eps_text``: ``None`` means ``eps`` (1e-3, the paper's). MoZO sets
+      them (see :data:`zolib.optim.presets.MOZO`).
+    - ``lr=None``: the ZO units use the optimizer's lr (and its schedule).
+    - ``momentum`` (0 = off) and ``adam_betas`` (None = off) act on the (signed) estimate,
+      like ZeroFlow's ``zo_sgd``/``zo_adam`` base optimizers; they need state buffers.
+    """
+
+    estimator: str = "one-sided"
+    distribution: str = "gaussian"
+    q: int = 1
+    eps: float = 1e-3
+    eps_vision: float | None = None
+    eps_text: float | None = None
+    perturbation: str = "joint"
+    rule: str = "conservative"
+    candidates: int = 3
+    sign: str = "none"
+    momentum: float = 0.0
+    adam_betas: tuple[float, float] | None = None
+    adam_eps: float = 1e-8
+    lr: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("ZO estimator", self.estimator, ESTIMATORS)
+        check_choice("ZO distribution", self.distribution, DISTRIBUTIONS)
+        check_choice("ZO perturbation", self.perturbation, PERTURBATIONS)
+        check_choice("ZO rule", self.rule, RULES)
+        check_choice("ZO sign", self.sign, SIGNS)
+        if self.q < 1:
+            raise ZolibError(f"q must be >= 1 directions, got {self.q}")
+        for name in ("eps", "eps_vision", "eps_text"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ZolibError(f"{name} must be > 0, got {value}")
+        if self.rule == "conservative" and self.candidates < 2:
+            raise ZolibError(f"conservative ZO needs >= 2 candidates, got {self.candidates}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ZolibError(f"ZO momentum must be in [0, 1), got {self.momentum}")
+        if self.momentum and self.adam_betas is not None:
+            raise ZolibError("choose ZO momentum or ZO Adam (adam_betas), not both")
+
+    def eps_for(self, unit: Hashable) -> float:
+        """The perturbation scale of ``unit``: per-modality eps for (branch, layer) keys."""
+        branch = unit[0] if isinstance(unit, tuple) and unit else None
+        if branch == "vision" and self.eps_vision is not None:
+            return self.eps_vision
+        if branch == "text" and self.eps_text is not None:
+            return self.eps_text
+        return self.eps
+
+
+@dataclass(eq=False)
+class ZOEntry:
+    """One ZO parameter: its seed index, its owning module slots and its group position."""
+
+    index: int
+    name: str
+    param: nn.Parameter
+    owners: list[tuple[nn.Module, str]]
+    group: int
+
+
+@dataclass(eq=False)
+class ZOGroup:
+    """The ZO parameters of one unit and their perturbation scale."""
+
+    key: Hashable
+    eps: float
+    position: int
+    entries: list[ZOEntry] = field(default_factory=list)
+
+
+def normalize_units(units: Units) -> "OrderedDict[Hashable, OrderedDict[str, nn.Parameter]]":
+    """Units as ``{key: {name: Parameter}}``; a sequence of parameters gets names ``key[i]``.
+
+    Raises ``ValueError`` if a parameter appears in two units.
+    """
+    out: OrderedDict[Hashable, OrderedDict[str, nn.Parameter]] = OrderedDict()
+    seen: set[int] = set()
+    for key, params in units.items():
+        items = params.items() if isinstance(params, Mapping) else (
+            (f"{key}[{i}]", p) for i, p in enumerate(params))
+        out[key] = OrderedDict()
+        for name, p in items:
+            if id(p) in seen:
+                raise ValueError(f"parameter {name!r} appears in more than one unit")
+            seen.add(id(p))
+            out[key][name] = p
+    return out
+
+
+def owners_of(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
+    """``id(parameter) -> [(module, slot name)]`` for every module that directly owns it."""
+    owners: dict[int, list[tuple[nn.Module, str]]] = {}
+    for module in model.modules():
+        for name, p in module._parameters.items():
+            if p is not None:
+                owners.setdefault(id(p), []).append((module, name))
+    return owners
+
+
+def make_groups(model: nn.Module, units: Units, eps: Callable[[Hashable], float]) -> list[ZOGroup]:
+    """One :class:`ZOGroup` per unit, in order.
+
+    A parameter's seed index is its position among all parameters of ``units`` (unit
+    order, then parameter order), so the same units give the same directions everywhere.
+    """
+    owners = owners_of(model)
+    groups, index = [], 0
+    for pos, (key, params) in enumerate(normalize_units(units).items()):
+        group = ZOGroup(key, float(eps(key)), pos)
+        for name, p in params.items():
+            if id(p) not in owners:
+                raise ZolibError(f"ZO parameter {name!r} is not owned by any module of the model")
+            group.entries.append(ZOEntry(index, name, p, owners[id(p)], pos))
+            index += 1
+        groups.append(group)
+    return groups
+
+
+def loss_value(loss: torch.Tensor | float, step: int, what: str) -> float:
+    """The loss as a float; :class:`NanLossError` if it is NaN or infinite."""
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if not math.isfinite(value):
+        raise NanLossError(f"loss is {value} at step {step} ({what} forward); "
+                           f"lower the learning rate or eps, or check the inputs")
+    return value
+
+
+@contextmanager
+def eval_mode(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Put every submodule in eval mode (dropout, router noise off); restore each flag after."""
+    if not enabled:
+        yield
+        return
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
+class Substitution:
+    """Context in which each owning module sees ``fill(entry, p.clone())`` instead of ``p``.
+
+    ``fill`` adds the perturbation into the clone in place. The substitute exists only
+    while its module's forward runs. On a clean exit, raises :class:`ZolibError` if a
+    hooked module did not run (its parameter would have been silently unperturbed).
+    """
+
+    def __init__(self, entries: Sequence[ZOEntry], fill: Callable[[ZOEntry, torch.Tensor], None]):
+        self.fill = fill
+        self.slots: dict[nn.Module, list[tuple[str, ZOEntry]]] = {}
+        for e in entries:
+            for module, name in e.owners:
+                self.slots.setdefault(module, []).append((name, e))
+        self.ran: set[nn.Module] = set()
+        self.handles: list = []
+
+    def _pre(self, module: nn.Module, args) -> None:
+        for name, e in self.slots[module]:
+            t = e.param.detach().clone()
+            self.fill(e, t)
+            module._parameters[name] = t
+        self.ran.add(module)
+
+    def _post(self, module: nn.Module, args, output) -> None:
+        for name, e in self.slots[module]:
+            module._parameters[name] = e.param
+
+    def __enter__(self) -> "Substitution":
+        for module in self.slots:
+            self.handles.append(module.register_forward_pre_hook(self._pre))
+            self.handles.append(module.register_forward_hook(self._post, always_call=True))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for h in self.handles:
+            h.remove()
+        for module in self.slots:
+            self._post(module, None, None)
+        missing = [m for m in self.slots if m not in self.ran]
+        if exc_type is None and missing:
+            name = self.slots[missing[0]][0][1].name
+            raise ZolibError(
+                f"ZO parameter {name!r}: its module {type(missing[0]).__name__} did not run during the "
+                f"forward, so it cannot be perturbed at the point of use; train it FO, or use parameters "
+                f"that are read inside their own module's forward")
+
+
+@dataclass
+class Estimate:
+    """A ZO estimate kept as scalars: ``coefs[group][k]`` = projected gradient along ``z_{g,k}``.
+
+    ``g_hat(entry) = 1/q sum_k coefs[entry.group][k] * direction(entry, k)``; the
+    directions are regenerated from ``step_seed`` whenever needed.
+    """
+
+    step_seed: int
+    distribution: str
+    coefs: list[list[float]]
+
+    def direction(self, entry: ZOEntry, k: int) -> torch.Tensor:
+        """Direction ``k`` of ``entry`` (a fresh tensor)."""
+        return sample_direction(entry.param, direction_seed(self.step_seed, entry.index, k),
+                                self.distribution)
+
+    def gradient(self, entry: ZOEntry) -> torch.Tensor:
+        """The materialised estimate ``g_hat`` of one parameter (one buffer of its size)."""
+        coefs = self.coefs[entry.group]
+        out = torch.zeros_like(entry.param)
+        for k, c in enumerate(coefs):
+            out.add_(self.direction(entry, k), alpha=c / len(coefs))
+        return out
+
+
+def perturbed_loss(closure: Callable[[], torch.Tensor], entries: Sequence[ZOEntry],
+                   scale: Callable[[ZOEntry], float], step_seed: int, k: int, distribution: str,
+                   step: int = 0) -> float:
+    """``L(theta + scale(e) * z_{e,k})`` for the given entries, by point-of-use substitution."""
+    def fill(e: ZOEntry, t: torch.Tensor) -> None:
+        t.add_(sample_direction(t, direction_seed(step_seed, e.index, k), distribution), alpha=scale(e))
+
+    with Substitution(entries, fill):
+        return loss_value(closure(), step, "perturbed")
+
+
+def estimate(closure: Callable[[], torch.Tensor], groups: Sequence[ZOGroup], zo: ZOConfig,
+             step_seed: int, loss0: float | None, step: int = 0) -> tuple[Estimate, list[float]]:
+    """Run the perturbed forwards (call under ``torch.no_grad``); return the estimate and their losses.
+
+    ``loss0`` is ``L(theta)``, required for the one-sided estimator.
+    """
+    two_sided = zo.estimator == "two-sided"
+    if not two_sided and loss0 is None:
+        raise ValueError("the one-sided estimator needs L(theta)")
+    blocks = [list(groups)] if zo.perturbation == "joint" else [[g] for g in groups]
+    coefs = [[0.0] * zo.q for _ in groups]
+    losses: list[float] = []
+    for k in range(zo.q):
+        for block in blocks:
+            entries = [e for g in block for e in g.entries]
+            plus = perturbed_loss(closure, entries, lambda e: groups[e.group].eps, step_seed, k,
+                                  zo.distribution, step)
+            if two_sided:
+                minus = perturbed_loss(closure, entries, lambda e: -groups[e.group].eps, step_seed, k,
+                                       zo.distribution, step)
+                losses += [plus, minus]
+                diff, denom = plus - minus, 2.0
+            else:
+                losses.append(plus)
+                diff, denom = plus - loss0, 1.0
+            for g in block:
+                coefs[g.position][k] = diff / (denom * g.eps)
+    return Estimate(step_seed, zo.distribution, coefs), losses
+
+
+def zo_gradient(model: nn.Module, units: Units, closure: Callable[[], torch.Tensor],
+                zo: ZOConfig = ZOConfig(), *, step_seed: int = 0) -> "OrderedDict[str, torch.Tensor]":
+    """Materialised ZO gradient estimates ``{name: g_hat}`` (for analysis, not for training).
+
+    Runs like a pure-ZO step of :class:`~zolib.optim.hybrid.HybridOptimizer` (eval mode,
+    no_grad) and uses the same directions as the optimizer for the same units, seed index
+    order and ``step_seed``. Used by the tests and notebooks/04_gradient_variance.ipynb.
+    """
+    groups = make_groups(model, units, zo.eps_for)
+    with eval_mode(model), torch.no_grad():
+        loss0 = None if zo.estimator == "two-sided" else loss_value(closure(), 0, "unperturbed")
+        est, _ = estimate(closure, groups, zo, step_seed, loss0)
+        return OrderedDict((e.name, est.gradient(e)) for g in groups for e in g.entries)
