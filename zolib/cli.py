@@ -37,7 +37,8 @@ def _add_experiment(sub) -> None:
                        description="Train task by task and write a result JSON (last, avg, forgetting, "
                                    "zero_shot, acc_matrix, config, versions).",
                        epilog=_methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--benchmark", choices=BENCHMARKS, default="synthetic")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default=None,
+                   help="default: the profile's (workshop: cifar100), else synthetic")
     p.add_argument("--protocol", default=None, help="class-incremental protocol (default: the benchmark's)")
     p.add_argument("--method", default="fo", metavar="METHOD",
                    help="FO/ZO assignment and rules (listed below); also custom:vision=0101...,text=...")

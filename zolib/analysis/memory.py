@@ -25,6 +25,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..models import clip_logits
+
 
 def tensor_bytes(t: torch.Tensor) -> int:
     """Bytes of a tensor's elements (not of its whole storage)."""
@@ -110,7 +112,8 @@ class SavedTensors:
 class PeakMemory(TorchDispatchMode):
     """Peak live bytes of storages created by torch ops inside the block (any device).
 
-    ``peak`` is measured from zero at entry (tensors that existed before do not count);
+    ``peak`` is measured from zero at entry (tensors that existed before do not count, nor do
+    views of them or in-place results);
     ``cuda_peak`` is the CUDA allocator's peak over the block when CUDA is available, else
     None. Slows ops down: measure time separately.
     """
@@ -126,11 +129,12 @@ class PeakMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = {id(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
                 storage = t.untyped_storage()
                 key = id(storage)
-                if key not in self.live:
+                if key not in self.live and key not in inputs:  # views and in-place results are not new
                     self.live[key] = storage.nbytes()
                     self.current += storage.nbytes()
                     self.peak = max(self.peak, self.current)
@@ -188,8 +192,5 @@ def measure_step(step: Callable[[], Any], model: nn.Module, params: Iterable[tor
 
 
 def clip_loss(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The training loss of the harness: cross-entropy over
-    ``logit_scale.exp() * normalize(image_features) @ normalize(text_features).T``."""
-    image = F.normalize(model.encode_image(images), dim=-1)
-    text = F.normalize(model.encode_text(tokens), dim=-1)
-    return F.cross_entropy(model.logit_scale.exp() * image @ text.T, labels)
+    """The harness's training loss: cross-entropy over :func:`zolib.models.clip_logits`."""
+    return F.cross_entropy(clip_logits(model, images, tokens), labels)

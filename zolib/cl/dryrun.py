@@ -10,10 +10,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..models import clip_logits, tokenizer, trainable_units
+from ..models import clip_logits, tokenizer
 from ..runtime import provenance, seed_everything
 from .config import ExperimentConfig
-from .trainer import build_model, resolve_device, warmup_cosine
+from .trainer import build_model, make_optimizer, resolve_device
 
 
 def benchmark_shape(cfg: ExperimentConfig) -> tuple[list[list[int]], list[str], int]:
@@ -31,7 +31,6 @@ def benchmark_shape(cfg: ExperimentConfig) -> tuple[list[list[int]], list[str], 
 
 def dry_run(cfg: ExperimentConfig, steps: int = 2, progress: bool = True) -> dict[str, Any]:
     """Train ``steps`` steps per task on random inputs; report seconds per step and peak memory."""
-    from ..optim import build_optimizer
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     model = build_model(cfg, device, pretrained="none").train()
@@ -42,8 +41,7 @@ def dry_run(cfg: ExperimentConfig, steps: int = 2, progress: bool = True) -> dic
     times = []
     for t, classes in enumerate(tasks):
         text = tok([f"a bad photo of a {names[c]}." for c in classes]).to(device)
-        opt = build_optimizer(model, trainable_units(model), cfg, schedule=warmup_cosine(cfg.warmup_steps, steps),
-                              seed=t)
+        opt = make_optimizer(cfg, model, steps, seed=t)
         for _ in range(steps):
             images = torch.randn(cfg.batch_size, 3, size, size, device=device)
             target = torch.randint(len(classes), (cfg.batch_size,), device=device)

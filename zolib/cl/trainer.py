@@ -93,6 +93,16 @@ def evaluate(model: torch.nn.Module, bench, tasks_seen: int, tok, device: torch.
     return per_task, 100 * float(correct.sum() / count.sum())
 
 
+def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, total_steps: int, seed: int):
+    """The optimizer of ``cfg.method`` with the harness's warm-up + cosine schedule."""
+    from ..optim import build_optimizer
+    return build_optimizer(model, cfg.method, units=trainable_units(model), lr=cfg.lr,
+                           weight_decay=cfg.weight_decay, mix=cfg.mix,
+                           schedule=warmup_cosine(cfg.warmup_steps, total_steps), zo_rule=cfg.zo_rule,
+                           sign=cfg.sign, eps=cfg.eps, eps_vision=cfg.eps_vision, eps_text=cfg.eps_text, q=cfg.q,
+                           zo_lr=cfg.zo_lr, seed=seed)
+
+
 def _task_loader(cfg: ExperimentConfig, bench, task: int, gen: torch.Generator) -> DataLoader:
     classes = list(bench.scenario.tasks[task])
     idx = np.flatnonzero(np.isin(bench.train_targets, classes))
@@ -112,7 +122,6 @@ def task_steps(cfg: ExperimentConfig, n_batches: int) -> int:
 def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, tok,
                device: torch.device, progress: bool = True) -> list[float]:
     """Train on one task; returns the loss of every step. Raises NanLossError on NaN/inf."""
-    from ..optim import build_optimizer
     gen = seed_everything(cfg.seed * 1000 + task)
     loader = _task_loader(cfg, bench, task, gen)
     classes = list(bench.scenario.tasks[task])
@@ -120,8 +129,7 @@ def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, 
     remap = torch.full((len(bench.class_names),), -1, dtype=torch.long)
     remap[torch.tensor(classes)] = torch.arange(len(classes))
     total = task_steps(cfg, len(loader))
-    opt = build_optimizer(model, trainable_units(model), cfg, schedule=warmup_cosine(cfg.warmup_steps, total),
-                          seed=cfg.seed * 1000 + task)
+    opt = make_optimizer(cfg, model, total, seed=cfg.seed * 1000 + task)
     losses: list[float] = []
     model.train()
     bar = tqdm(total=total, desc=f"task {task + 1}/{bench.scenario.num_tasks}", disable=not progress, leave=False)

@@ -7,12 +7,12 @@
 - :mod:`.presets`: the method registry (fo, dual, vision, language, layer-wise, mozo, custom).
 """
 from .directions import DISTRIBUTIONS, direction_seed, sample_direction, step_seed
-from .hybrid import HybridOptimizer, StepResult, forwards_per_step, warmup_cosine
-from .presets import METHODS, MOZO, build_optimizer, parse_mask, resolve_method
+from .hybrid import HybridOptimizer, StepResult, forwards_per_step
+from .presets import METHODS, MOZO, build_optimizer, check_method, parse_mask, resolve_method
 from .rules import UpdateRule, candidate_multipliers
 from .zo import ESTIMATORS, PERTURBATIONS, RULES, SIGNS, ZOConfig, zo_gradient
 
 __all__ = ["DISTRIBUTIONS", "direction_seed", "sample_direction", "step_seed", "HybridOptimizer",
-           "StepResult", "forwards_per_step", "warmup_cosine", "METHODS", "MOZO", "build_optimizer",
+           "StepResult", "forwards_per_step", "METHODS", "MOZO", "build_optimizer", "check_method",
            "parse_mask", "resolve_method", "UpdateRule", "candidate_multipliers", "ESTIMATORS",
            "PERTURBATIONS", "RULES", "SIGNS", "ZOConfig", "zo_gradient"]

@@ -14,7 +14,10 @@ The MoZO settings can be put on any assignment with the CLI-style options of
 1e-3`` is the paper's eps (kept for the branch it works well on); ``eps_vision = 5e-4`` halves
 it, the smallest clearly "smaller" choice that keeps the fp32 finite difference well above
 rounding noise (loss ~ 1, fp32 rounding ~ 1e-7, so relative noise ~ 1e-7 / (5e-4 |<g, z>|)).
-The paper gives no values; notebooks/05_mozo.ipynb sweeps them.
+The paper gives no values; notebooks/05_mozo.ipynb sweeps them. Note: with the default joint
+perturbation, element-wise sign and q = 1, a unit's eps cancels from its update (sign of
+``dL / eps_g * z_g``); what ``eps_vision < eps_text`` changes is the shared ``dL``, which then
+reflects the text perturbation more than the vision one (see :mod:`zolib.optim.zo`).
 """
 from __future__ import annotations
 
@@ -103,6 +106,14 @@ def _predicate(name: str, layers: Mapping[str, int]) -> Callable[[str, int], boo
     return lambda b, l: b in _SIDES[side] and pick(l, layers[b])
 
 
+def check_method(name: str) -> None:
+    """Raise the standard unknown-method error unless ``name`` is a method (masks and k are
+    checked against the model's layers later, by :func:`resolve_method`)."""
+    if not (name in ("fo", "dual", "vision", "language", "mozo") or name.startswith("custom:")
+            or _LAYERWISE.match(name)):
+        raise unknown_value("method", name, METHODS)
+
+
 def resolve_method(name: str, units: Units) -> tuple["OrderedDict[Hashable, str]", dict[str, Any]]:
     """``(modes, zo_overrides)`` of method ``name`` over (branch, layer) ``units``.
 
@@ -118,13 +129,16 @@ def resolve_method(name: str, units: Units) -> tuple["OrderedDict[Hashable, str]
 def build_optimizer(model: nn.Module, method: str, *, units: Units | None = None, lr: float = 1e-3,
                     weight_decay: float = 0.0, mix: float = 1.0, schedule: Callable[[int], float] | None = None,
                     zo: ZOConfig | None = None, zo_rule: str | None = None, sign: str | None = None,
-                    eps_vision: float | None = None, eps_text: float | None = None, q: int | None = None,
-                    seed: int | None = None) -> HybridOptimizer:
-    """A :class:`HybridOptimizer` for ``method`` (CLI options that are not None win over the
-    method's settings, which win over ``zo``, default :class:`ZOConfig`)."""
+                    eps: float | None = None, eps_vision: float | None = None, eps_text: float | None = None,
+                    q: int | None = None, zo_lr: float | None = None, seed: int | None = None) -> HybridOptimizer:
+    """A :class:`HybridOptimizer` for ``method`` over ``units`` (default: the model's trainable units).
+
+    The ZO options that are not None (the CLI's ``--zo-rule``, ``--sign``, ``--eps``, ...) win
+    over the method's own settings, which win over ``zo`` (default :class:`ZOConfig`).
+    """
     units = trainable_units(model) if units is None else units
     modes, overrides = resolve_method(method, units)
-    cli = dict(rule=zo_rule, sign=sign, eps_vision=eps_vision, eps_text=eps_text, q=q, seed=seed)
+    cli = dict(rule=zo_rule, sign=sign, eps=eps, eps_vision=eps_vision, eps_text=eps_text, q=q, lr=zo_lr, seed=seed)
     overrides.update({k: v for k, v in cli.items() if v is not None})
     cfg = replace(zo or ZOConfig(), **overrides)
     return HybridOptimizer(model, units, modes, lr=lr, weight_decay=weight_decay, zo=cfg, mix=mix,

@@ -10,9 +10,14 @@ extra forward per direction and side) or only unit ``g`` ("block": one forward p
 direction and side). With per-unit eps in joint mode the difference ``dL`` is shared and
 divided by each unit's own eps: ``dL ~ sum_h eps_h <grad_h, z_h>``, so
 ``E[dL / eps_g * z_g] = grad_g`` because the cross terms ``E[<grad_h, z_h> z_g]`` vanish for
-independent zero-mean directions (they add variance, not bias). ``L(theta)`` in one-sided
+independent zero-mean directions (they add variance, not bias: about
+``d_g (eps_h / eps_g)^2 |grad_h|^2`` from each other unit ``h``, so a unit with a smaller eps
+picks up more of the others' noise; "block" avoids cross terms at U times the forwards).
+With a sign rule and ``q = 1`` the division by ``eps_g`` cancels, and per-unit eps only
+changes how much each unit contributes to the shared ``dL``. ``L(theta)`` in one-sided
 mode is the loss of the forward the step already runs. For symmetric ``z`` the one- and
-two-sided estimators have the same mean (bias O(eps^2)); the one-sided one has more variance.
+two-sided estimators have the same mean (bias O(eps^2) for a smooth L; the usual O(eps) bounds
+assume only a Lipschitz gradient); the one-sided one has more variance.
 ``E|g_hat|^2 = (d + 2)|grad|^2`` for Gaussian ``z`` of dimension ``d`` and ``q = 1``
 (``d |grad|^2`` for Rademacher): see notebooks/04_gradient_variance.ipynb.
 
@@ -20,8 +25,9 @@ Perturbation at the point of use (no parameter is ever written while estimating)
 :class:`Substitution`, a forward pre-hook on every module that owns a ZO parameter puts
 ``p + eps * z`` (``z`` regenerated from its seed, see :mod:`zolib.optim.directions`) in the
 module's parameter slot, and a forward hook puts the ``Parameter`` back. So the parameters
-are restored bit for bit, no copy of them is held, and at most one module's perturbed
-tensors and one direction tensor exist at a time. Limitation: a parameter read outside its
+are restored bit for bit, no copy of them is held, and only the perturbed tensors of the
+modules whose forward is running (one adapter's, for CLIP) and one direction tensor exist
+at a time. Limitation: a parameter read outside its
 owning module's ``forward`` (e.g. ``nn.MultiheadAttention.out_proj.weight``, which the
 attention reads without calling ``out_proj``) cannot be perturbed this way; when a hooked
 module never runs during a perturbed forward a :class:`~zolib.errors.ZolibError` says so.
@@ -289,7 +295,8 @@ def perturbed_loss(closure: Callable[[], torch.Tensor], entries: Sequence[ZOEntr
 
 def estimate(closure: Callable[[], torch.Tensor], groups: Sequence[ZOGroup], zo: ZOConfig,
              step_seed: int, loss0: float | None, step: int = 0) -> tuple[Estimate, list[float]]:
-    """Run the perturbed forwards (call under ``torch.no_grad``); return the estimate and their losses.
+    """Run the perturbed forwards (call under ``inference_mode`` or ``no_grad``); return the
+    estimate and their losses.
 
     ``loss0`` is ``L(theta)``, required for the one-sided estimator.
     """
@@ -322,11 +329,12 @@ def zo_gradient(model: nn.Module, units: Units, closure: Callable[[], torch.Tens
     """Materialised ZO gradient estimates ``{name: g_hat}`` (for analysis, not for training).
 
     Runs like a pure-ZO step of :class:`~zolib.optim.hybrid.HybridOptimizer` (eval mode,
-    no_grad) and uses the same directions as the optimizer for the same units, seed index
+    inference_mode forwards) and uses the same directions as the optimizer for the same units, seed index
     order and ``step_seed``. Used by the tests and notebooks/04_gradient_variance.ipynb.
     """
     groups = make_groups(model, units, zo.eps_for)
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.inference_mode():
         loss0 = None if zo.estimator == "two-sided" else loss_value(closure(), 0, "unperturbed")
         est, _ = estimate(closure, groups, zo, step_seed, loss0)
+    with torch.no_grad():
         return OrderedDict((e.name, est.gradient(e)) for g in groups for e in g.entries)

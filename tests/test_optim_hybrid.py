@@ -1,0 +1,277 @@
+"""HybridOptimizer: exact restore, forward counts, modes, errors, schedules, state; presets."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from zolib.cl.trainer import warmup_cosine
+from zolib.errors import NanLossError, ZolibError
+from zolib.models import MoEConfig, build_adapted_clip
+from zolib.optim import (METHODS, HybridOptimizer, ZOConfig, build_optimizer, direction_seed,
+                         check_method, forwards_per_step, resolve_method, sample_direction, step_seed)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Net(nn.Module):
+    """Three small layers (three units) with dropout, so train/eval mode matters."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.c = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 1)
+        self.drop = nn.Dropout(0.5)
+        self.x, self.y = torch.randn(16, 4), torch.randn(16, 1)
+        self.seen: list[bool] = []
+
+    def forward(self) -> torch.Tensor:
+        self.seen.append(self.drop.training)
+        h = self.drop(torch.tanh(self.b(torch.tanh(self.a(self.x)))))
+        return ((self.c(h) - self.y) ** 2).mean()
+
+
+def units_of(net: Net) -> dict:
+    return {name: dict(getattr(net, name).named_parameters()) for name in "abc"}
+
+
+HYBRID = {"a": "fo", "b": "zo", "c": "zo"}
+PURE_ZO = {"a": "zo", "b": "zo", "c": "zo"}
+CONFIGS = [
+    dict(rule="aggressive"),
+    dict(rule="aggressive", estimator="two-sided", q=2),
+    dict(rule="conservative"),
+    dict(rule="conservative", candidates=5, distribution="rademacher"),
+    dict(rule="conservative", sign="elementwise"),
+    dict(rule="conservative", sign="elementwise", q=3),
+    dict(rule="aggressive", sign="projected", q=2),
+    dict(rule="aggressive", momentum=0.9),
+    dict(rule="conservative", adam_betas=(0.9, 0.999), sign="elementwise"),
+    dict(rule="aggressive", perturbation="block", estimator="two-sided"),
+]
+
+
+@pytest.mark.parametrize("modes", [HYBRID, PURE_ZO], ids=["hybrid", "pure-zo"])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{v}" for v in c.values()))
+def test_zero_lr_restores_parameters_bit_for_bit(cfg, modes):
+    net = Net()
+    net.train()
+    before = copy.deepcopy(net.state_dict())
+    opt = HybridOptimizer(net, units_of(net), modes, lr=0.0, weight_decay=0.1, zo=ZOConfig(**cfg))
+    for _ in range(2):
+        opt.step(net)
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert net.training and net.drop.training
+    assert all(p.requires_grad for p in net.parameters())
+
+
+FORWARD_TABLE = [  # (config, modes, forwards per step as in zolib.optim.hybrid's table), q = 2, U = 2
+    (dict(rule="aggressive", q=2), HYBRID, 1 + 2),
+    (dict(rule="conservative", q=2), HYBRID, 1 + 2 + 2),
+    (dict(rule="conservative", q=1, candidates=5), PURE_ZO, 1 + 1 + 4),
+    (dict(rule="aggressive", estimator="two-sided", q=2), HYBRID, 1 + 4),
+    (dict(rule="aggressive", estimator="two-sided", q=2), PURE_ZO, 4),
+    (dict(rule="conservative", estimator="two-sided", q=2), PURE_ZO, 1 + 4 + 2),
+    (dict(rule="aggressive", perturbation="block", q=2), HYBRID, 1 + 2 * 2),
+    (dict(rule="conservative", perturbation="block", q=2), HYBRID, 1 + 2 * 2 + 2),
+    (dict(rule="aggressive", perturbation="block", estimator="two-sided", q=2), HYBRID, 1 + 2 * 2 * 2),
+    (dict(), {"a": "fo", "b": "fo", "c": "fo"}, 1),
+]
+
+
+@pytest.mark.parametrize("cfg,modes,expected", FORWARD_TABLE)
+def test_forwards_per_step_match_the_documented_table(cfg, modes, expected):
+    net = Net()
+    calls = []
+    opt = HybridOptimizer(net, units_of(net), modes, zo=ZOConfig(**cfg))
+    result = opt.step(lambda: calls.append(1) or net())
+    n_zo = sum(m == "zo" for m in modes.values())
+    assert len(calls) == result.forwards == opt.forwards_per_step == expected
+    assert forwards_per_step(ZOConfig(**cfg), n_zo, "fo" in modes.values()) == expected
+
+
+def test_zo_step_runs_in_eval_mode_and_keeps_zo_out_of_autograd():
+    net = Net()
+    net.train()
+    net.b.eval()  # a submodule's own flag must come back as it was
+    grads_needed = []
+    opt = HybridOptimizer(net, units_of(net), HYBRID)
+    opt.step(lambda: grads_needed.append((net.b.weight.requires_grad, torch.is_grad_enabled())) or net())
+    assert net.seen and not any(net.seen), "every forward of a step with ZO units runs in eval mode"
+    assert grads_needed[0] == (False, True) and all(not g for _, g in grads_needed[1:])
+    assert net.training and net.drop.training and not net.b.training
+    assert net.a.weight.grad is not None and net.b.weight.grad is None and net.b.weight.requires_grad
+    net.seen.clear()
+    HybridOptimizer(net, units_of(net), {"a": "fo", "b": "fo", "c": "fo"}).step(net)
+    assert net.seen == [True], "an all-FO step keeps train mode"
+
+
+def test_nan_loss_raises_and_leaves_parameters():
+    net = Net()
+    before = copy.deepcopy(net.state_dict())
+    opt = HybridOptimizer(net, units_of(net), HYBRID)
+    with pytest.raises(NanLossError, match="nan"):
+        opt.step(lambda: net() * float("nan"))
+    count = []
+
+    def nan_when_perturbed():
+        count.append(1)
+        return net() if len(count) == 1 else torch.tensor(float("inf"))
+    with pytest.raises(NanLossError, match="perturbed"):
+        opt.step(nan_when_perturbed)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_parameter_used_outside_its_module_is_reported():
+    class Outside(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 1)
+
+        def forward(self):
+            return (torch.ones(3) @ self.lin.weight.T).sum()  # lin.forward never runs
+
+    model = Outside()
+    opt = HybridOptimizer(model, {"u": [model.lin.weight]}, {"u": "zo"})
+    with pytest.raises(ZolibError, match="did not run"):
+        opt.step(model)
+
+
+def test_conservative_never_increases_the_loss():
+    net = Net()
+    opt = HybridOptimizer(net, units_of(net), PURE_ZO, lr=0.05, zo=ZOConfig(rule="conservative", sign="elementwise", seed=3))
+    results = [opt.step(net) for _ in range(25)]
+    losses = [r.loss for r in results]
+    assert all(b <= a for a, b in zip(losses, losses[1:]))
+    assert losses[-1] < losses[0]
+    assert len({r.info["multiplier"] for r in results}) > 1, "more than one candidate gets chosen"
+
+
+def test_per_modality_eps_scales_each_branch_perturbation():
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vision, self.text = nn.Linear(4, 4), nn.Linear(4, 4)
+            self.record = {"vision": [], "text": []}
+            for name in self.record:
+                getattr(self, name).register_forward_hook(
+                    lambda m, i, o, name=name: self.record[name].append(m.weight.detach().clone()))
+
+        def forward(self):
+            return self.text(self.vision(torch.ones(2, 4))).square().sum()
+
+    model = Branches()
+    units = {("vision", 0): [model.vision.weight], ("text", 0): [model.text.weight]}
+    zo = ZOConfig(rule="aggressive", eps_vision=5e-4, eps_text=1e-3, seed=4)
+    HybridOptimizer(model, units, {k: "zo" for k in units}, zo=zo).step(model)
+    seed = step_seed(zo.seed, 0)
+    for index, (name, eps) in enumerate([("vision", 5e-4), ("text", 1e-3)]):
+        clean, perturbed = model.record[name][:2]
+        z = sample_direction(clean, direction_seed(seed, index, 0))
+        torch.testing.assert_close(perturbed - clean, eps * z, rtol=1e-3, atol=1e-7)
+
+
+def test_schedule_drives_fo_and_zo_lr_and_lambdalr_works():
+    f = warmup_cosine(30, 100)
+    assert f(0) == pytest.approx(1 / 30) and f(29) == 1 and f(30) == 1 and f(99) < 1e-3
+    assert f(65) == pytest.approx(0.5, abs=0.03)
+    net = Net()
+    opt = HybridOptimizer(net, units_of(net), HYBRID, lr=1e-2, zo=ZOConfig(lr=1e-3), schedule=f)
+    opt.step(net)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2 / 30, 1e-3 / 30, 1e-3 / 30])
+    frozen = Net()
+    before = copy.deepcopy(frozen.state_dict())
+    opt = HybridOptimizer(frozen, units_of(frozen), HYBRID, lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.0)
+    opt.step(frozen)
+    sched.step()
+    assert all(torch.equal(v, before[k]) for k, v in frozen.state_dict().items())
+
+
+def test_state_dict_resumes_the_same_trajectory():
+    zo = ZOConfig(rule="conservative", adam_betas=(0.9, 0.99), sign="projected", q=2, seed=1)
+
+    def run(steps, resume_from=None):
+        net = Net()
+        opt = HybridOptimizer(net, units_of(net), HYBRID, lr=1e-2, zo=zo)
+        if resume_from is not None:
+            net.load_state_dict(resume_from[0])
+            opt.load_state_dict(resume_from[1])
+        for _ in range(steps):
+            opt.step(net)
+        return net, opt
+
+    straight, _ = run(4)
+    half, opt = run(2)
+    resumed, _ = run(2, (copy.deepcopy(half.state_dict()), copy.deepcopy(opt.state_dict())))
+    assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
+
+
+# ---------------------------------------------------------------- presets
+
+GRID = {(b, l): [nn.Parameter(torch.zeros(1))] for b in ("vision", "text") for l in range(12)}
+
+
+def zo_layers(modes, branch):
+    return [l for (b, l), m in modes.items() if b == branch and m == "zo"]
+
+
+def test_layerwise_presets_use_zero_based_layers():
+    modes, overrides = resolve_method("hop-odd-vision", GRID)
+    assert zo_layers(modes, "vision") == [1, 3, 5, 7, 9, 11] and zo_layers(modes, "text") == []
+    assert overrides == {}
+    modes, _ = resolve_method("hop-even-both", GRID)
+    assert zo_layers(modes, "vision") == zo_layers(modes, "text") == [0, 2, 4, 6, 8, 10]
+    modes, _ = resolve_method("prefix6-language", GRID)
+    assert zo_layers(modes, "text") == [0, 1, 2, 3, 4, 5] and zo_layers(modes, "vision") == []
+    modes, _ = resolve_method("suffix3-both", GRID)
+    assert zo_layers(modes, "vision") == zo_layers(modes, "text") == [9, 10, 11]
+    assert set(resolve_method("dual", GRID)[0].values()) == {"zo"}
+    assert set(resolve_method("fo", GRID)[0].values()) == {"fo"}
+    modes, _ = resolve_method("language", GRID)
+    assert zo_layers(modes, "text") == list(range(12)) and zo_layers(modes, "vision") == []
+
+
+def test_unknown_method_lists_valid_values():
+    with pytest.raises(ZolibError, match="valid values: .*hop-odd-vision.*mozo"):
+        resolve_method("hop-odd-visoin", GRID)
+    with pytest.raises(ZolibError, match="valid values: .*hop-odd-vision.*mozo"):
+        check_method("layer-odd-vision")
+    for name in ("fo", "dual", "mozo", "suffix4-language", "custom:vision=1"):
+        check_method(name)
+    with pytest.raises(ZolibError, match="k must be"):
+        resolve_method("prefix13-vision", GRID)
+    assert all(len(text.splitlines()) == 1 for text in METHODS.values())
+
+
+def test_custom_mask_parsing():
+    modes, _ = resolve_method("custom:vision=010101010101,text=100000000001", GRID)
+    assert zo_layers(modes, "vision") == [1, 3, 5, 7, 9, 11] and zo_layers(modes, "text") == [0, 11]
+    modes, _ = resolve_method("custom:language=111111000000", GRID)
+    assert zo_layers(modes, "text") == [0, 1, 2, 3, 4, 5] and zo_layers(modes, "vision") == []
+    for bad, message in [("custom:vision=0101", "12 digits"), ("custom:vision=01010101010x", "12 digits"),
+                         ("custom:audio=010101010101", "mask branch"), ("custom:", "empty")]:
+        with pytest.raises(ZolibError, match=message):
+            resolve_method(bad, GRID)
+
+
+def test_mozo_preset_builds_modality_eps_on_hop_even_both():
+    model = build_adapted_clip("zolib-tiny", "none", "moe", moe=MoEConfig(bottleneck=16))
+    opt = build_optimizer(model, "mozo")
+    assert (opt.zo.rule, opt.zo.sign) == ("conservative", "elementwise")
+    eps = {(g["unit"][0], g["mode"]): g["eps"] for g in opt.param_groups}
+    assert eps[("vision", "zo")] == 5e-4 < eps[("text", "zo")] == 1e-3
+    assert [g["unit"][1] for g in opt.param_groups if g["mode"] == "zo" and g["unit"][0] == "vision"] == \
+        [0, 2, 4, 6, 8, 10]
+    opt = build_optimizer(model, "vision", zo_rule="aggressive", sign="projected", eps_vision=2e-3, q=2)
+    assert (opt.zo.rule, opt.zo.sign, opt.zo.q, opt.zo.eps_vision) == ("aggressive", "projected", 2, 2e-3)

@@ -1,0 +1,115 @@
+"""What every notebook calls: one ``setup`` (profile check, seeds, plot style), cached
+experiments, figures, and a results file per notebook.
+
+Notebooks stay thin: a parameters cell, the story in markdown, calls into this module and
+into zolib, figures. Experiment results are cached by their full config and by a hash of
+zolib's source, so rerunning a notebook to restyle a figure costs seconds, and a code change
+never serves a stale number.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .cl.config import PROFILES, ExperimentConfig, profile_config
+from .errors import ZolibError, check_choice
+from .plotting import FIGURES, savefig, setup_style, title
+from .runtime import atomic_write_json, cache_dir, provenance, seed_everything
+
+# Which benchmarks and seeds each profile covers in the notebooks.
+SCOPE: dict[str, dict[str, Any]] = {
+    "smoke": {"benchmarks": ["synthetic"], "seeds": [0]},
+    "cpu": {"benchmarks": ["synthetic"], "seeds": [0]},
+    "workshop": {"benchmarks": ["cifar100"], "seeds": [0]},
+    "paper": {"benchmarks": ["cifar100", "tinyimagenet", "imagenet-r"], "seeds": [0, 1, 2, 3, 4]},
+}
+_SOURCES = ("cl", "optim", "models", "data/synthetic.py", "data/benchmark.py", "data/real.py")
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """Hash of the zolib sources that decide an experiment's numbers."""
+    root = Path(__file__).parent
+    files = sorted(f for s in _SOURCES for f in ((root / s).rglob("*.py") if (root / s).is_dir() else [root / s]))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cached_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict[str, Any]:
+    """Run ``cfg`` once and cache its result JSON (``$ZOLIB_CACHE/experiments``); resumes if interrupted."""
+    from .cl.trainer import run_experiment
+    path = cache_dir("experiments") / f"{cfg.key()}-{code_hash()}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    return run_experiment(cfg, path, progress=progress)
+
+
+@dataclass
+class Session:
+    """A notebook's context: its profile, where its figures go, and what it records."""
+
+    notebook: str
+    profile: str
+    params: dict[str, Any]
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return SCOPE[self.profile]["benchmarks"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return SCOPE[self.profile]["seeds"]
+
+    @property
+    def synthetic(self) -> bool:
+        return self.benchmarks == ["synthetic"]
+
+    @property
+    def figures(self) -> Path:
+        return FIGURES / self.profile
+
+    def config(self, **overrides: Any) -> ExperimentConfig:
+        """The profile's experiment config with ``overrides``."""
+        return profile_config(self.profile, **overrides)
+
+    def run(self, **overrides: Any) -> dict[str, Any]:
+        """A cached experiment of the profile's config with ``overrides``."""
+        return cached_experiment(self.config(**overrides))
+
+    def title(self, text: str) -> str:
+        return title(text, self.profile, self.synthetic)
+
+    def savefig(self, fig, name: str) -> list[Path]:
+        return savefig(fig, f"{self.notebook[:2]}_{name}", self.profile, self.synthetic)
+
+    def record(self, **values: Any) -> None:
+        """Record values for the notebook's results file (asserted by the tests)."""
+        self.results.update(values)
+        self.save()
+
+    def save(self) -> Path:
+        """Write ``figures/<profile>/<notebook>.json`` atomically, with versions and git commit."""
+        path = self.figures / f"{self.notebook}.json"
+        atomic_write_json(path, {"notebook": self.notebook, "profile": self.profile, "params": self.params,
+                                 "results": self.results, **provenance()})
+        return path
+
+
+def setup(notebook: str, profile: str, **params: Any) -> Session:
+    """Check the profile, fix seeds and plot style, and return the notebook's :class:`Session`."""
+    check_choice("profile", profile, PROFILES)
+    for name, value in params.items():
+        if value is None:
+            raise ZolibError(f"parameter {name} of {notebook} is unset; give it a value in the parameters cell")
+    os.environ.setdefault("TQDM_MININTERVAL", "5")
+    seed_everything(0)
+    setup_style()
+    return Session(notebook, profile, {"profile": profile, **params})
