@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from ..errors import NanLossError, ZolibError
+from ..optim.zo import loss_value
 from ..models import LoRAConfig, MoEConfig, build_adapted_clip, clip_logits, tokenizer, trainable_units
 from ..runtime import atomic_torch_save, atomic_write_json, provenance, seed_everything
 from .config import ExperimentConfig
@@ -136,10 +137,12 @@ def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, 
     while len(losses) < total:
         for images, labels in loader:
             images, target = images.to(device), remap[torch.as_tensor(labels)].to(device)
-            result = opt.step(lambda: F.cross_entropy(clip_logits(model, images, text), target))
-            if not math.isfinite(result.loss):
-                raise NanLossError(f"loss became {result.loss} at task {task + 1}, step {len(losses) + 1}; "
-                                   f"lower --lr (now {cfg.lr}) or eps; tasks 1..{task} are kept")
+            try:
+                result = opt.step(lambda: F.cross_entropy(clip_logits(model, images, text), target))
+                loss_value(result.loss, len(losses), "reported")
+            except NanLossError as err:
+                raise NanLossError(f"task {task + 1}, step {len(losses) + 1}: {err} (--lr is {cfg.lr}); "
+                                   f"finished tasks 1..{task} are kept") from None
             losses.append(result.loss)
             bar.update()
             bar.set_postfix(loss=f"{result.loss:.3f}", refresh=False)
