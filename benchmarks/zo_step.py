@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zolib.analysis import branch_gates, clip_loss, measure_step  # noqa: E402
-from zolib.models import MoEConfig, build_adapted_clip, tokenizer  # noqa: E402
+from zolib.analysis import branch_gates, clip_batch, clip_loss, measure_step  # noqa: E402
+from zolib.models import MoEConfig, build_adapted_clip  # noqa: E402
 from zolib.optim import ZOConfig, build_optimizer  # noqa: E402
 from zolib.runtime import atomic_write_json, provenance  # noqa: E402
 
@@ -44,7 +44,6 @@ CONFIGS: list[tuple[str, str, dict[str, Any]]] = [  # label, method, build_optim
     ("Dual ZO* two-sided", "dual", {"zo": ZOConfig(estimator="two-sided", rule="aggressive")}),
 ]
 PEER = "infty ZeroFlow zo_sgd two-sided"
-CLASSES = ["apple", "bicycle", "castle", "dolphin", "forest", "guitar", "lamp", "mountain", "rocket", "tulip"]
 
 
 def paired_times(step: Callable[[], Any], forward: Callable[[], Any], repeats: int) -> tuple[float, float]:
@@ -76,9 +75,7 @@ def bench_model(key: str, batch: int | None, repeats: int) -> dict[str, Any]:
     batch = batch or default_batch
     torch.manual_seed(0)
     model = build_adapted_clip(name, "none", "moe", moe=moe).train()
-    images = torch.randn(batch, 3, size, size)
-    tokens = tokenizer(name)([f"a bad photo of a {c}." for c in CLASSES])
-    labels = torch.arange(batch) % len(CLASSES)
+    images, tokens, labels = clip_batch(name, batch, size)  # 10 class prompts (zolib.analysis.footprint)
 
     def closure() -> torch.Tensor:
         return clip_loss(model, images, tokens, labels)

@@ -75,3 +75,12 @@ def test_smoke_fo_learns_and_forgets(tmp_path):
     result = run_experiment(profile_config("smoke", method="fo"), tmp_path / "fo.json", progress=False)
     assert result["avg"] > result["zero_shot"]
     assert result["forgetting"] > 0
+
+
+def test_synthetic_world_is_a_fair_stand_in_for_the_real_setting():
+    """Zero-shot >= 3 x chance, yet >= 15 points below joint FO; sequential FO forgets."""
+    from zolib.cl.world import world_check
+    w = world_check("smoke")
+    assert w["zero_shot"] >= 3 * w["chance"]
+    assert w["joint_fo"] >= w["zero_shot"] + 15
+    assert w["sequential_fo_forgetting"] > 0

@@ -42,13 +42,21 @@ def code_hash() -> str:
     return h.hexdigest()[:12]
 
 
+def _result_path(cfg: ExperimentConfig) -> Path:
+    return cache_dir("experiments") / f"{cfg.key()}-{code_hash()}.json"
+
+
+def cached_result(cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """The cached result of ``cfg`` (same config and zolib code), or None if it was never run."""
+    path = _result_path(cfg)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def cached_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict[str, Any]:
     """Run ``cfg`` once and cache its result JSON (``$ZOLIB_CACHE/experiments``); resumes if interrupted."""
     from .cl.trainer import run_experiment
-    path = cache_dir("experiments") / f"{cfg.key()}-{code_hash()}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    return run_experiment(cfg, path, progress=progress)
+    cached = cached_result(cfg)
+    return cached if cached is not None else run_experiment(cfg, _result_path(cfg), progress=progress)
 
 
 @dataclass
@@ -83,6 +91,29 @@ class Session:
     def run(self, **overrides: Any) -> dict[str, Any]:
         """A cached experiment of the profile's config with ``overrides``."""
         return cached_experiment(self.config(**overrides))
+
+    def compare(self, variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """Run every labelled variant (config overrides) on each of the profile's benchmarks and
+        seeds, cached: ``{benchmark: {label: [result of each seed]}}``."""
+        return {b: {label: [self.run(benchmark=b, seed=s, **over) for s in self.seeds]
+                    for label, over in variants.items()} for b in self.benchmarks}
+
+    @staticmethod
+    def summary(runs: dict[str, dict[str, list[dict[str, Any]]]]):
+        """:meth:`compare`'s output as a DataFrame: mean and std over seeds of Last, Avg and
+        forgetting per benchmark and label (std is 0 with one seed)."""
+        import pandas as pd
+        rows = []
+        for bench, by_label in runs.items():
+            for label, results in by_label.items():
+                row = {"benchmark": bench, "label": label, "method": results[0]["config"]["method"],
+                       "seeds": len(results), "zero_shot": results[0]["zero_shot"]}
+                for metric in ("last", "avg", "forgetting"):
+                    values = pd.Series([r[metric] for r in results])
+                    row[metric] = values.mean()
+                    row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0
+                rows.append(row)
+        return pd.DataFrame(rows).round(2)
 
     def title(self, text: str) -> str:
         return title(text, self.profile, self.synthetic)

@@ -9,6 +9,7 @@ first failing notebook and names it and the failing cell. Parameters come from
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -61,6 +62,19 @@ def _failed_cell(output: Path) -> str:
     return "an unknown cell"
 
 
+def _pin_kernel() -> None:
+    """Make the kernel ``python3`` this very interpreter: a kernelspec under ``build/kernels``
+    put first on ``JUPYTER_PATH`` (a ``python3`` kernelspec of another environment in the user's
+    Jupyter folder would otherwise win, and run another copy of zolib)."""
+    spec = BUILD_DIR / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (zolib)", "language": "python"}))
+    paths = [str(spec.parent.parent), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
 def run_notebooks(profile: str, only: Sequence[str] | None = None, extra: dict[str, Any] | None = None,
                   timeout: int | None = None) -> list[Path]:
     """Execute the notebooks of ``profile`` in order; returns the executed copies."""
@@ -71,6 +85,8 @@ def run_notebooks(profile: str, only: Sequence[str] | None = None, extra: dict[s
     out_dir = BUILD_DIR / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TQDM_MININTERVAL", "10")
+    _pin_kernel()
+    os.environ.setdefault("ZOLIB_FRONTEND", "0")  # interactive cells degrade to static output
     done = []
     for i, nb in enumerate(selected, 1):
         output = out_dir / nb.name

@@ -38,3 +38,42 @@ def savefig(fig: plt.Figure, name: str, profile: str, synthetic: bool, folder: P
                                                           "Creator": None})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"Software": None})
     return paths
+
+
+def smooth(values, window: int):
+    """Moving average over ``window`` steps (``window <= 1``: unchanged), same length as ``values``."""
+    import numpy as np
+    values = np.asarray(values, dtype=float)
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    head = np.cumsum(values[: window - 1]) / np.arange(1, window)
+    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+
+
+def plot_losses(ax, results: dict, window: int = 1) -> None:
+    """Training loss of every step, tasks concatenated, one line per labelled result;
+    dotted vertical lines mark task boundaries (those of the first result)."""
+    for label, res in results.items():
+        flat = [loss for task in res["losses"] for loss in task]
+        ax.plot(smooth(flat, window), label=label, lw=1.2)
+    first = next(iter(results.values()))
+    edge = 0
+    for task in first["losses"][:-1]:
+        edge += len(task)
+        ax.axvline(edge, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("optimizer step (tasks concatenated; dotted lines: task boundaries)")
+    ax.set_ylabel("training loss" + (f" (moving average of {window})" if window > 1 else ""))
+    ax.legend()
+
+
+def plot_accuracy_curves(ax, results: dict) -> None:
+    """Pooled accuracy on all seen classes after each task, one line per labelled result,
+    with the zero-shot accuracy on all classes as a dashed reference."""
+    for label, res in results.items():
+        ax.plot(range(1, len(res["pooled"]) + 1), res["pooled"], marker="o", ms=3, label=label)
+    zero_shot = next(iter(results.values()))["zero_shot"]
+    ax.axhline(zero_shot, color="grey", ls="--", lw=1, label=f"zero-shot, all classes ({zero_shot:.1f}%)")
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("accuracy on all seen classes (%)")
+    ax.legend()

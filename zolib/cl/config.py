@@ -51,6 +51,7 @@ class ExperimentConfig:
     synthetic_train_per_class: int = 60
     synthetic_test_per_class: int = 20
     synthetic_tasks: int = 10
+    synthetic_hue_shift: float = 50.0  # domain shift of the benchmark vs the pretraining (zolib.data.synthetic)
     eval_batch_size: int = 256
     num_workers: int = 0
     seed: int = 0

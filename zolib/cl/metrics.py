@@ -46,3 +46,4 @@ def summarise(acc: Sequence[Sequence[float]], pooled: Sequence[float]) -> dict[s
     """All four metrics at once: last, avg, forgetting, bwt (percentages / points)."""
     return {"last": last_accuracy(pooled), "avg": average_accuracy(pooled),
             "forgetting": forgetting(acc), "bwt": backward_transfer(acc)}
+

@@ -53,7 +53,7 @@ def load_benchmark(cfg: ExperimentConfig):
     if cfg.benchmark == "synthetic":
         from ..data.synthetic import SyntheticConfig, load_synthetic
         return load_synthetic(SyntheticConfig(cfg.synthetic_train_per_class, cfg.synthetic_test_per_class,
-                                              cfg.synthetic_tasks, seed=cfg.seed))
+                                              cfg.synthetic_tasks, seed=cfg.seed, hue_shift=cfg.synthetic_hue_shift))
     from ..data.real import load_benchmark as load_real
     return load_real(cfg.benchmark, protocol=cfg.protocol)
 

@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 class PretrainConfig:
     """Pretraining of the tiny CLIP: which pairs it sees, for how long."""
 
-    pair_fraction: float = 0.4   # share of the 100 (colour, shape) pairs whose captions are seen
-    steps: int = 300
+    pair_fraction: float = 0.6   # share of the 100 (colour, shape) pairs whose captions are seen
+    steps: int = 600
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.1
@@ -78,6 +78,17 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), progress: bool = True) -> t
     return model.eval()
 
 
+@torch.no_grad()
+def zero_shot(model: torch.nn.Module) -> float:
+    """Zero-shot accuracy (%) of a tiny CLIP on the default synthetic benchmark's test set."""
+    from ..data.synthetic import SyntheticConfig, load_synthetic
+    bench = load_synthetic(SyntheticConfig(train_per_class=1))
+    images, labels = bench.test.tensors
+    text = F.normalize(model.encode_text(open_clip.get_tokenizer(TINY)(bench.prompts(range(100)))), dim=-1)
+    preds = (F.normalize(model.encode_image(images), dim=-1) @ text.T).argmax(1)
+    return 100 * float((preds == labels).float().mean())
+
+
 def pretrained_tiny_clip(cfg: PretrainConfig = PretrainConfig(), device: str | torch.device = "cpu",
                          progress: bool = True) -> torch.nn.Module:
     """The pretrained tiny CLIP: loaded from the cache, or pretrained now and cached."""
@@ -89,4 +100,7 @@ def pretrained_tiny_clip(cfg: PretrainConfig = PretrainConfig(), device: str | t
         log.info("pretraining %s once; the weights are cached at %s", TINY, path)
         model = pretrain(cfg, progress=progress)
         atomic_torch_save(model.state_dict(), path)
+        if progress:
+            print(f"{TINY} pretrained and cached at {path}; zero-shot on the synthetic benchmark's test set: "
+                  f"{zero_shot(model):.1f}% over 100 classes (chance 1%)", flush=True)
     return model.to(device).eval()

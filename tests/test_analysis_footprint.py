@@ -1,0 +1,136 @@
+"""The memory table of notebook 06 and the mask helpers (zolib.analysis.footprint, zolib.widgets)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zolib.analysis import clip_batch, clip_loss, fo_layer_sweep, memory_table, predict_mask_memory
+from zolib.models import MoEConfig, build_adapted_clip
+from zolib.optim import parse_mask
+from zolib.widgets import has_frontend, mask_to_method, method_to_mask
+
+METHODS = {"FO": "fo", "Dual": "dual", "Vision": "vision", "Language": "language"}
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", params=["moe", "lora"])
+def table(request):
+    torch.set_num_threads(1)
+    rows = memory_table("zolib-tiny", request.param, METHODS, batch=2, image_size=32, device="cpu")
+    return {r["config"]: r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_adapted_clip("zolib-tiny", "none", "moe", moe=MoEConfig(bottleneck=16)).train()
+    images, tokens, labels = clip_batch("zolib-tiny", 2, 32)
+    return model, lambda: clip_loss(model, images, tokens, labels)
+
+
+def test_dual_saves_nothing_and_its_step_peaks_at_inference(table):
+    dual = table["Dual"]
+    assert dual["saved_bytes"] == dual["saved_vision_bytes"] == dual["saved_text_bytes"] == 0
+    assert dual["gradient_bytes"] == dual["optimizer_state_bytes"] == 0
+    assert dual["peak_bytes"] < 1.1 * dual["inference_peak_bytes"]  # forwards only, nothing kept
+    assert dual["peak_over_fo"] < 0.2 and dual["cuda_peak_bytes"] is None  # CPU: no allocator column
+
+
+def test_fo_saves_in_both_branches_and_holds_grad_plus_adamw_state(table):
+    fo = table["FO"]
+    assert fo["saved_vision_bytes"] > 0 and fo["saved_text_bytes"] > 0
+    assert fo["saved_bytes"] >= fo["saved_vision_bytes"] + fo["saved_text_bytes"]
+    assert fo["gradient_bytes"] == fo["parameter_bytes"] > 0
+    # gradient + AdamW exp_avg + exp_avg_sq (+ a 4-byte step count per tensor): 3x the parameter bytes
+    held = fo["gradient_bytes"] + fo["optimizer_state_bytes"]
+    assert 3 * fo["parameter_bytes"] <= held < 3.01 * fo["parameter_bytes"]
+    for b in ("vision", "text"):
+        assert fo[f"gradient_{b}_bytes"] == fo[f"parameter_{b}_bytes"] > 0
+    assert fo["peak_over_fo"] == 1.0 and fo["step_over_inference"] > 2
+
+
+def test_a_zo_branch_saves_nothing_and_keeps_no_state(table):
+    vision, language, fo = table["Vision"], table["Language"], table["FO"]
+    assert vision["saved_vision_bytes"] == 0 and vision["saved_text_bytes"] > 0
+    assert language["saved_text_bytes"] == 0 and language["saved_vision_bytes"] > 0
+    assert vision["gradient_vision_bytes"] == vision["optimizer_state_vision_bytes"] == 0
+    assert language["gradient_text_bytes"] == language["optimizer_state_text_bytes"] == 0
+    for row in (vision, language):
+        assert row["inference_peak_bytes"] < row["peak_bytes"] < fo["peak_bytes"]
+        assert 0 < row["peak_over_fo"] < 1
+
+
+def test_backprop_reaches_down_to_the_lowest_fo_layer(tiny):
+    model, closure = tiny
+    only = lambda k: {"vision": [l != k for l in range(12)], "text": [True] * 12}  # noqa: E731
+    top, bottom = predict_mask_memory(model, only(11), closure), predict_mask_memory(model, only(0), closure)
+    assert 0 < top["saved_vision_bytes"] < bottom["saved_vision_bytes"] / 5
+    assert top["saved_text_bytes"] == bottom["saved_text_bytes"] == 0
+    assert top["lowest_fo_layer"] == {"vision": 11, "text": None}
+    # every layer from the lowest FO one up keeps its activations: a mask with FO at 0 and ZO
+    # everywhere above it saves as much as all-FO vision (layer-wise ZO inside a branch)
+    hop = predict_mask_memory(model, "hop-odd-vision", closure)
+    vision_fo = predict_mask_memory(model, "language", closure)
+    assert hop["saved_vision_bytes"] == vision_fo["saved_vision_bytes"]
+
+
+def test_fo_layer_sweep_decreases_layer_by_layer(tiny):
+    model, closure = tiny
+    saved = [r["saved_vision_bytes"] for r in fo_layer_sweep(model, "vision", closure)]
+    assert len(saved) == 12 and all(a > b > 0 for a, b in zip(saved, saved[1:]))
+
+
+@pytest.mark.parametrize("method", ["fo", "dual", "vision", "language", "hop-odd-vision", "hop-even-both",
+                                    "prefix6-language", "custom:vision=100000000001,text=010101010101"])
+def test_mask_to_method_round_trips_through_parse_mask(method):
+    mask = method_to_mask(method, 12)
+    custom = mask_to_method(mask)
+    assert custom.startswith("custom:vision=") and len(custom) == len("custom:vision=,text=") + 24
+    is_zo = parse_mask(custom[len("custom:"):], {"vision": 12, "text": 12})
+    assert {b: [is_zo(b, l) for l in range(12)] for b in ("vision", "text")} == mask
+    assert method_to_mask(custom, 12) == mask
+
+
+def test_mask_to_method_examples_and_errors():
+    assert mask_to_method({"vision": [False, True] * 6, "language": [False] * 12}) == \
+        "custom:vision=010101010101,text=000000000000"
+    assert method_to_mask("hop-odd-vision")["vision"] == [False, True] * 6
+    with pytest.raises(ValueError):
+        mask_to_method({"audio": [True] * 12})
+
+
+def test_no_frontend_outside_a_notebook_and_the_picker_reports_masks(monkeypatch):
+    monkeypatch.delenv("ZOLIB_FRONTEND", raising=False)
+    assert has_frontend() is False
+    monkeypatch.setenv("ZOLIB_FRONTEND", "1")
+    assert has_frontend() is True
+    pytest.importorskip("ipywidgets")
+    from zolib.widgets import mask_picker
+    seen = []
+    picker = mask_picker(lambda mask, method: seen.append((mask, method)), initial="hop-even-vision")
+    assert seen[-1][1] == "custom:vision=101010101010,text=000000000000"
+    vision_row = picker.children[1].children[1:]
+    assert [b.description for b in vision_row] == [str(l) for l in range(12)]
+    vision_row[1].value = True  # press layer 1 of the vision row
+    assert seen[-1][1] == "custom:vision=111010101010,text=000000000000" and picker.mask == seen[-1][0]
+
+
+def test_extrapolating_to_another_batch_matches_a_measured_one():
+    from zolib.analysis import extrapolate_batch
+    small = {r["config"]: r for r in memory_table("zolib-tiny", "moe", {"Language": "language", "Vision": "vision"},
+                                                  batch=2, image_size=32)}
+    large = {r["config"]: r for r in memory_table("zolib-tiny", "moe", {"Language": "language", "Vision": "vision"},
+                                                  batch=6, image_size=32)}
+    for config in ("Language", "Vision"):
+        guess = extrapolate_batch(small[config], 6)
+        assert guess["source"] == "extrapolated"
+        assert guess["saved_text_bytes"] == large[config]["saved_text_bytes"]
+        assert guess["saved_vision_bytes"] == pytest.approx(large[config]["saved_vision_bytes"], rel=0.05)

@@ -1,0 +1,76 @@
+"""The notebooks: committed clean, validated parameters, and a full smoke run whose recorded
+results are asserted (only what the math guarantees or what was measured to be stable)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from zolib.notebooks import NOTEBOOK_DIR, notebooks
+from zolib.plotting import FIGURES
+
+EXPECTED = ["00_setup", "01_naive_full_zo", "02_branch_wise", "03_layer_wise", "04_gradient_variance",
+            "05_mozo", "06_memory"]
+
+
+def zolib(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zolib", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_seven_notebooks_exist_in_order():
+    assert [nb.stem for nb in notebooks()] == EXPECTED
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_committed_without_outputs_with_one_typed_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip the outputs before committing"
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and code[0] is params[0]
+    assert 'profile: str = "smoke"' in params[0].source
+    assert "def " not in params[0].source and "import" not in params[0].source  # literals only
+
+
+def test_unknown_profile_and_undeclared_parameter_exit_2_before_running():
+    r = zolib("notebooks", "--profile", "huge")
+    assert r.returncode == 2 and "smoke" in r.stderr and "Traceback" not in r.stderr
+    r = zolib("notebooks", "--profile", "smoke", "--only", "01", "-p", "learning_rate", "1")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "learning_rate" in r.stderr and "Traceback" not in r.stderr
+    r = zolib("notebooks", "--only", "99")
+    assert r.returncode == 2 and "00" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    """Run every notebook in the smoke profile once (the README's main job)."""
+    r = zolib("notebooks", "--profile", "smoke")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {name: json.loads((FIGURES / "smoke" / f"{name}.json").read_text()) for name in EXPECTED}
+
+
+@pytest.mark.slow
+def test_every_notebook_records_results_with_provenance_and_saves_marked_figures(smoke):
+    for name, record in smoke.items():
+        assert record["profile"] == "smoke" and record["results"], name
+        assert record["git_commit"] and record["versions"]["torch"] != "not installed"
+        figures = sorted((FIGURES / "smoke").glob(f"{name[:2]}_*_synthetic.png"))
+        assert figures, f"{name} saved no figure"
+        for png in figures:
+            assert png.with_suffix(".pdf").exists()
+    unmarked = [p.name for p in (FIGURES / "smoke").glob("0[0-5]_*.png") if not p.stem.endswith("_synthetic")]
+    assert not unmarked, f"figures on synthetic data must say so in their name: {unmarked}"
+
+
+@pytest.mark.slow
+def test_recorded_accuracies_are_percentages_and_zero_shot_is_above_chance(smoke):
+    setup = smoke["00_setup"]["results"]
+    assert setup["zero_shot_all_classes"] > 3 * setup["chance"]
+    for name in ("01_naive_full_zo", "02_branch_wise", "03_layer_wise", "05_mozo"):
+        values = [v for k, v in smoke[name]["results"].items() if k.endswith(("/last", "/avg"))]
+        assert values and all(0 <= v <= 100 for v in values), name
