@@ -32,7 +32,7 @@ def savefig(fig: plt.Figure, name: str, profile: str, synthetic: bool, folder: P
     """Save ``fig`` as ``<folder or figures/<profile>>/<name>[_synthetic].{pdf,png}``; returns the paths."""
     folder = Path(folder) if folder else FIGURES / profile
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}_synthetic" if synthetic else name
+    stem = f"{name}_synthetic" if synthetic and not name.endswith("_synthetic") else name
     paths = [folder / f"{stem}.pdf", folder / f"{stem}.png"]
     fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None,
                                                           "Creator": None})
