@@ -12,12 +12,7 @@ from zolib.widgets import has_frontend, mask_to_method, method_to_mask
 METHODS = {"FO": "fo", "Dual": "dual", "Vision": "vision", "Language": "language"}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module", params=["moe", "lora"])

@@ -26,13 +26,7 @@ N = 2000
 DIMS = (10, 100, 1000)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One thread keeps these small ops fast on a busy 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

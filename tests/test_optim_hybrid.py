@@ -14,12 +14,7 @@ from zolib.optim import (METHODS, HybridOptimizer, ZOConfig, build_optimizer, di
                          check_method, forwards_per_step, resolve_method, sample_direction, step_seed)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class Net(nn.Module):

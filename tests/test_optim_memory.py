@@ -10,12 +10,7 @@ from zolib.models import MoEConfig, build_adapted_clip, tokenizer, trainable_uni
 from zolib.optim import build_optimizer
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
