@@ -127,6 +127,20 @@ def test_nan_loss_raises_and_leaves_parameters():
     assert all(p.requires_grad for p in net.parameters())
 
 
+def test_conservative_rejects_a_candidate_whose_loss_is_not_finite():
+    net = Net()
+    before = copy.deepcopy(net.state_dict())
+    opt = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(rule="conservative", seed=1))
+    calls = []
+
+    def nan_for_candidates():  # forwards: L(theta), the probe, then the two candidates
+        calls.append(1)
+        return net() if len(calls) <= 2 else net() * float("nan")
+    result = opt.step(nan_for_candidates)
+    assert result.info["multiplier"] == 0 and result.info["candidate_losses"][1] == float("inf")
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "theta is kept"
+
+
 def test_parameter_used_outside_its_module_is_reported():
     class Outside(nn.Module):
         def __init__(self):

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import claims
 from .cl.config import PROFILES, ExperimentConfig, profile_config
 from .errors import ZolibError, check_choice
 from .plotting import FIGURES, savefig, setup_style, title
@@ -125,6 +126,15 @@ class Session:
         """Record values for the notebook's results file (asserted by the tests)."""
         self.results.update(values)
         self.save()
+
+    def check(self, verdicts: list[claims.Verdict]):
+        """Record the paper's claims checked on this run (:mod:`zolib.claims`), print one line
+        per claim, and return them as a table."""
+        recorded = {c["claim"]: c for c in self.results.get("claims", []) + claims.as_records(verdicts)}
+        self.record(claims=list(recorded.values()))  # a rerun of the cell replaces, not repeats
+        for v in verdicts:
+            print(v.line())
+        return claims.frame(verdicts)
 
     def save(self) -> Path:
         """Write ``figures/<profile>/<notebook>.json`` atomically, with versions and git commit."""

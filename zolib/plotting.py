@@ -51,12 +51,13 @@ def smooth(values, window: int):
     return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
 
 
-def plot_losses(ax, results: dict, window: int = 1) -> None:
+def plot_losses(ax, results: dict, window: int = 1, styles: dict | None = None) -> None:
     """Training loss of every step, tasks concatenated, one line per labelled result;
-    dotted vertical lines mark task boundaries (those of the first result)."""
+    dotted vertical lines mark task boundaries (those of the first result). ``styles``: extra
+    ``ax.plot`` keywords per label (e.g. a dashed line that stays visible on top of another)."""
     for label, res in results.items():
         flat = [loss for task in res["losses"] for loss in task]
-        ax.plot(smooth(flat, window), label=label, lw=1.2)
+        ax.plot(smooth(flat, window), label=label, **({"lw": 1.2} | (styles or {}).get(label, {})))
     first = next(iter(results.values()))
     edge = 0
     for task in first["losses"][:-1]:
@@ -67,11 +68,13 @@ def plot_losses(ax, results: dict, window: int = 1) -> None:
     ax.legend()
 
 
-def plot_accuracy_curves(ax, results: dict) -> None:
+def plot_accuracy_curves(ax, results: dict, styles: dict | None = None) -> None:
     """Pooled accuracy on all seen classes after each task, one line per labelled result,
-    with the zero-shot accuracy on all classes as a dashed reference."""
+    with the zero-shot accuracy on all classes as a dashed reference; ``styles`` as in
+    :func:`plot_losses`."""
     for label, res in results.items():
-        ax.plot(range(1, len(res["pooled"]) + 1), res["pooled"], marker="o", ms=3, label=label)
+        ax.plot(range(1, len(res["pooled"]) + 1), res["pooled"], label=label,
+                **({"marker": "o", "ms": 3} | (styles or {}).get(label, {})))
     zero_shot = next(iter(results.values()))["zero_shot"]
     ax.axhline(zero_shot, color="grey", ls="--", lw=1, label=f"zero-shot, all classes ({zero_shot:.1f}%)")
     ax.set_xlabel("tasks learned")

@@ -141,7 +141,8 @@ def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, 
                 result = opt.step(lambda: F.cross_entropy(clip_logits(model, images, text), target))
                 loss_value(result.loss, len(losses), "reported")
             except NanLossError as err:
-                raise NanLossError(f"task {task + 1}, step {len(losses) + 1}: {err} (--lr is {cfg.lr}); "
+                lrs = f"lr {cfg.lr}" + (f", zo_lr {cfg.zo_lr}" if cfg.zo_lr is not None else "")
+                raise NanLossError(f"task {task + 1}, step {len(losses) + 1}: {err} ({lrs}); "
                                    f"finished tasks 1..{task} are kept") from None
             losses.append(result.loss)
             bar.update()

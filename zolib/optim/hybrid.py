@@ -42,10 +42,13 @@ Learning rate: ``lr`` for FO units, ``zo.lr`` (default ``lr``) for ZO units, bot
 the same factor: ``schedule(step)`` when given (e.g. :func:`zolib.cl.trainer.warmup_cosine`), else whatever
 :meth:`HybridOptimizer.set_lr_scale` or a ``torch.optim.lr_scheduler.LambdaLR`` set (use one).
 A NaN or infinite loss in any forward raises :class:`zolib.errors.NanLossError` before any
-parameter of that step is written. Modes are fixed at construction.
+parameter of that step is written, with one exception: a conservative candidate whose loss is
+not finite is rejected (its loss counts as ``+inf``), since the rule keeps the candidate with the
+lowest loss and ``theta``'s is finite. Modes are fixed at construction.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping
@@ -192,7 +195,8 @@ class HybridOptimizer(torch.optim.Optimizer):
             def fill(e, t, m=m):
                 self.rule.add_(t, e, est, self.state[e.param], m * alphas[e.group])
             with Substitution(entries, fill):
-                losses[m] = loss_value(closure(), self.steps, f"candidate {m:+d}")
+                value = float(closure())
+            losses[m] = value if math.isfinite(value) else math.inf  # a diverging candidate is rejected
         return min(losses, key=losses.__getitem__), losses
 
     def _apply(self, est: Estimate, multiplier: int, zo_pgs: list[dict]) -> None:
