@@ -7,10 +7,10 @@ prose written for one profile. The reported side of each claim comes from :mod:`
 
 A claim compares two measured numbers, "a is above b". Its verdict is
 
-- ``agrees``: a is above b by at least ``tie``;
-- ``disagrees``: a is below b by at least ``tie``;
-- ``tie``: they differ by less than ``tie`` (default :data:`TIE` = 0.1 accuracy points, one
-  test image in a thousand), so the run cannot tell;
+- ``agrees``: a is above b by more than ``tie``;
+- ``disagrees``: a is below b by more than ``tie``;
+- ``tie``: they differ by at most ``tie`` (default :data:`TIE` = 0.2 accuracy points, two test
+  images in a thousand), so the run cannot tell;
 - ``not significant``: for the statistical claims of notebook 04, the direction agrees but the
   test's p-value is not below 0.05.
 
@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from . import paper
 
-TIE = 0.1
+TIE = 0.2
 VERDICTS = ("agrees", "disagrees", "tie", "not significant")
 Scores = Mapping[str, float]  # {"last": ..., "avg": ...}
 
@@ -47,7 +47,7 @@ def above(claim: str, reported: str, a_name: str, a: float, b_name: str, b: floa
           tie: float = TIE, unit: str = "") -> Verdict:
     """The verdict on "``a`` is above ``b``" (see the module docstring)."""
     diff = a - b
-    verdict = "tie" if abs(diff) < tie else ("agrees" if diff > 0 else "disagrees")
+    verdict = "tie" if abs(diff) <= tie + 1e-9 else ("agrees" if diff > 0 else "disagrees")
     return Verdict(claim, reported, f"{a_name} {a:.4g}{unit} vs {b_name} {b:.4g}{unit} ({diff:+.3g})", verdict)
 
 
