@@ -67,7 +67,7 @@ def test_memory_claims_use_ratios_to_fo():
 
 
 def test_gradient_variance_needs_direction_and_significance():
-    vision = {"rel_variance": 6000.0, "ratio": 0.9, "cosine": 0.008}
+    vision = {"rel_variance": 6000.0, "ratio": 0.8, "cosine": 0.008}
     language = {"rel_variance": 4000.0, "ratio": 0.9, "cosine": 0.009}
     out = claims.gradient_variance(vision, language, {"rel_variance": 0.03, "cosine": 0.16, "ratio": 0.98})
     assert verdicts(out) == ["agrees", "not significant", "disagrees"]
