@@ -36,6 +36,11 @@ def test_naive_full_zo_reads_instability_as_the_worst_last_over_step_sizes():
     out = claims.naive_full_zo(fo=s(42.6, 45.9), dual=s(25.0, 36.0), sweep=sweep)
     assert verdicts(out) == ["agrees", "agrees", "agrees"]
     assert "zo_lr 0.1" in out[2].measured
+    nan = float("nan")
+    diverged = {0.001: {"aggressive": s(25.0), "conservative": s(25.0)},
+                0.1: {"aggressive": s(nan), "conservative": s(24.0)}}
+    v = claims.naive_full_zo(s(42.6), s(25.0), diverged)[2]
+    assert v.verdict == "agrees" and "ZO* diverged (NaN loss) at zo_lr 0.1" in v.measured
     calm = {0.001: {"aggressive": s(25.0), "conservative": s(25.0)}}
     assert verdicts(claims.naive_full_zo(s(42.6), s(25.0), calm))[2] == "tie"
 

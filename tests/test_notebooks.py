@@ -72,7 +72,7 @@ def test_recorded_accuracies_are_percentages_and_zero_shot_is_above_chance(smoke
     setup = smoke["00_setup"]["results"]
     assert setup["zero_shot_all_classes"] > 3 * setup["chance"]
     for name in ("01_naive_full_zo", "02_branch_wise", "03_layer_wise", "05_mozo"):
-        values = [v for k, v in smoke[name]["results"].items() if k.endswith(("/last", "/avg"))]
+        values = [v for k, v in smoke[name]["results"].items() if k.endswith(("/last", "/avg")) and v is not None]
         assert values and all(0 <= v <= 100 for v in values), name
 
 

@@ -19,6 +19,7 @@ profile runs 5 seeds (notebooks 02-05 show the standard deviation).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from statistics import mean
 from typing import Any, Mapping
@@ -66,17 +67,28 @@ def naive_full_zo(fo: Scores, dual: Scores, sweep: Mapping[float, Mapping[str, S
     """Notebook 01: Dual ZO falls below FO, and the aggressive rule (ZO*) is the unstable one.
 
     ``dual``: conservative Dual ZO at the harness's step size; ``sweep``: ``{zo_lr: {"aggressive":
-    scores, "conservative": scores}}`` over ZO step sizes. "Unstable" is read as: the worst Last of
-    ZO* over the step sizes is below the worst Last of conservative ZO.
+    scores, "conservative": scores}}`` over ZO step sizes, a diverged run's Last being NaN.
+    "Unstable" is read as: the worst Last of ZO* over the step sizes is below the worst Last of
+    conservative ZO, a divergence (NaN loss) counting as the worst of all.
     """
     out = [above(f"Dual ZO is below FO in {m.capitalize()}", _reported_delta("dual", m),
                  "FO", fo[m], "Dual", dual[m]) for m in ("last", "avg")]
-    worst = {rule: min(sweep, key=lambda lr: sweep[lr][rule]["last"]) for rule in ("aggressive", "conservative")}
-    out.append(above("Aggressive ZO* is less stable than conservative ZO: lower worst Last over the ZO step sizes",
-                     f"ZO* oscillates and is the worst variant (Dual ZO* {paper.ABLATION['dual aggressive (ZO*)']} Last)",
-                     f"conservative (worst at zo_lr {worst['conservative']:g})",
-                     sweep[worst["conservative"]]["conservative"]["last"],
-                     f"ZO* (worst at zo_lr {worst['aggressive']:g})", sweep[worst["aggressive"]]["aggressive"]["last"]))
+    claim = "Aggressive ZO* is less stable than conservative ZO: lower worst Last over the ZO step sizes"
+    reported = f"ZO* oscillates and is the worst variant (Dual ZO* {paper.ABLATION['dual aggressive (ZO*)']} Last)"
+    worst = {}
+    for rule in ("aggressive", "conservative"):
+        lr = min(sweep, key=lambda lr: -math.inf if math.isnan(sweep[lr][rule]["last"]) else sweep[lr][rule]["last"])
+        worst[rule] = (lr, sweep[lr][rule]["last"])
+    (lr_a, zo_star), (lr_c, cons) = worst["aggressive"], worst["conservative"]
+    if math.isnan(zo_star) or math.isnan(cons):
+        def say(name, lr, value):
+            return f"{name} diverged (NaN loss) at zo_lr {lr:g}" if math.isnan(value) else \
+                f"{name}'s worst Last {value:.4g} at zo_lr {lr:g}"
+        verdict = "tie" if math.isnan(zo_star) and math.isnan(cons) else ("agrees" if math.isnan(zo_star) else "disagrees")
+        out.append(Verdict(claim, reported, f"{say('ZO*', lr_a, zo_star)}; {say('conservative', lr_c, cons)}", verdict))
+    else:
+        out.append(above(claim, reported, f"conservative (worst at zo_lr {lr_c:g})", cons,
+                         f"ZO* (worst at zo_lr {lr_a:g})", zo_star))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,7 +19,7 @@ from typing import Any
 
 from . import claims
 from .cl.config import PROFILES, ExperimentConfig, profile_config
-from .errors import ZolibError, check_choice
+from .errors import NanLossError, ZolibError, check_choice
 from .plotting import FIGURES, savefig, setup_style, title
 from .runtime import atomic_write_json, cache_dir, provenance, seed_everything
 
@@ -53,11 +54,41 @@ def cached_result(cfg: ExperimentConfig) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def cached_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict[str, Any]:
-    """Run ``cfg`` once and cache its result JSON (``$ZOLIB_CACHE/experiments``); resumes if interrupted."""
+def cached_experiment(cfg: ExperimentConfig, progress: bool = True, allow_divergence: bool = False) -> dict[str, Any]:
+    """Run ``cfg`` once and cache its result JSON (``$ZOLIB_CACHE/experiments``); resumes if interrupted.
+
+    A run whose loss turns NaN or infinite raises :class:`~zolib.errors.NanLossError`, unless
+    ``allow_divergence``: then the divergence is the result (see :func:`diverged_result`), cached
+    like any other, for sweeps that probe where an optimizer breaks (notebook 01).
+    """
     from .cl.trainer import run_experiment
     cached = cached_result(cfg)
-    return cached if cached is not None else run_experiment(cfg, _result_path(cfg), progress=progress)
+    if cached is None:
+        try:
+            return run_experiment(cfg, _result_path(cfg), progress=progress)
+        except NanLossError as err:
+            if not allow_divergence:
+                raise
+            cached = diverged_result(cfg, err)
+            atomic_write_json(_result_path(cfg), cached)
+    if cached.get("diverged") and not allow_divergence:
+        raise NanLossError(cached["diverged"])
+    return cached
+
+
+def diverged_result(cfg: ExperimentConfig, err: Exception) -> dict[str, Any]:
+    """The record of a run that diverged: the error, and the tasks it finished before (from its
+    checkpoint, which is then removed). ``last``, ``avg``, ``forgetting`` and ``bwt`` are None: a
+    model with NaN weights has no accuracy worth reporting."""
+    import torch
+    path = _result_path(cfg)
+    ckpt = path.with_name(path.name + ".ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else {}
+    ckpt.unlink(missing_ok=True)
+    return {"diverged": str(err), "last": None, "avg": None, "forgetting": None, "bwt": None,
+            "zero_shot": state.get("zero_shot"), "acc_matrix": state.get("acc_matrix", []),
+            "pooled": state.get("pooled", []), "losses": state.get("losses", []), "config": cfg.as_dict(),
+            "config_key": cfg.key(), **provenance()}
 
 
 @dataclass
@@ -89,29 +120,32 @@ class Session:
         """The profile's experiment config with ``overrides``."""
         return profile_config(self.profile, **overrides)
 
-    def run(self, **overrides: Any) -> dict[str, Any]:
-        """A cached experiment of the profile's config with ``overrides``."""
-        return cached_experiment(self.config(**overrides))
+    def run(self, allow_divergence: bool = False, **overrides: Any) -> dict[str, Any]:
+        """A cached experiment of the profile's config with ``overrides`` (see :func:`cached_experiment`)."""
+        return cached_experiment(self.config(**overrides), allow_divergence=allow_divergence)
 
-    def compare(self, variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    def compare(self, variants: dict[str, dict[str, Any]],
+                allow_divergence: bool = False) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """Run every labelled variant (config overrides) on each of the profile's benchmarks and
         seeds, cached: ``{benchmark: {label: [result of each seed]}}``."""
-        return {b: {label: [self.run(benchmark=b, seed=s, **over) for s in self.seeds]
+        return {b: {label: [self.run(allow_divergence, benchmark=b, seed=s, **over) for s in self.seeds]
                     for label, over in variants.items()} for b in self.benchmarks}
 
     @staticmethod
     def summary(runs: dict[str, dict[str, list[dict[str, Any]]]]):
         """:meth:`compare`'s output as a DataFrame: mean and std over seeds of Last, Avg and
-        forgetting per benchmark and label (std is 0 with one seed)."""
+        forgetting per benchmark and label (std is 0 with one seed). A variant with a diverged
+        seed gets NaN metrics (a mean over the survivors would flatter it) and ``diverged`` > 0."""
         import pandas as pd
         rows = []
         for bench, by_label in runs.items():
             for label, results in by_label.items():
                 row = {"benchmark": bench, "label": label, "method": results[0]["config"]["method"],
-                       "seeds": len(results), "zero_shot": results[0]["zero_shot"]}
+                       "seeds": len(results), "diverged": sum(bool(r.get("diverged")) for r in results),
+                       "zero_shot": results[0]["zero_shot"]}
                 for metric in ("last", "avg", "forgetting"):
-                    values = pd.Series([r[metric] for r in results])
-                    row[metric] = values.mean()
+                    values = pd.Series([r[metric] for r in results], dtype=float)
+                    row[metric] = values.mean(skipna=False)
                     row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0
                 rows.append(row)
         return pd.DataFrame(rows).round(2)
@@ -139,9 +173,20 @@ class Session:
     def save(self) -> Path:
         """Write ``figures/<profile>/<notebook>.json`` atomically, with versions and git commit."""
         path = self.figures / f"{self.notebook}.json"
-        atomic_write_json(path, {"notebook": self.notebook, "profile": self.profile, "params": self.params,
-                                 "results": self.results, **provenance()})
+        atomic_write_json(path, _finite({"notebook": self.notebook, "profile": self.profile, "params": self.params,
+                                         "results": self.results, **provenance()}))
         return path
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def setup(notebook: str, profile: str, **params: Any) -> Session:
