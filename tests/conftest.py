@@ -10,3 +10,21 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def nan_logits_after(monkeypatch):
+    """``nan_logits_after(k)``: every training forward after the first ``k`` returns NaN logits
+    (``zolib.cl.trainer.clip_logits`` patched); returns the call counter ``{"n": calls}``."""
+    from zolib.cl import trainer
+    real_logits = trainer.clip_logits
+    calls = {"n": 0}
+
+    def install(k: int) -> dict:
+        def logits(model, images, text):
+            calls["n"] += 1
+            out = real_logits(model, images, text)
+            return out * float("nan") if calls["n"] > k else out
+        monkeypatch.setattr(trainer, "clip_logits", logits)
+        return calls
+    return install

@@ -53,17 +53,9 @@ def test_interrupted_run_resumes_with_the_same_numbers(tmp_path, monkeypatch):
         assert resumed[key] == reference[key]
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_finished_tasks(tmp_path, monkeypatch):
+def test_nan_loss_stops_with_a_clear_message_and_keeps_finished_tasks(tmp_path, nan_logits_after):
     cfg = profile_config("smoke", **SMALL)
-    real_logits = trainer.clip_logits
-    calls = {"n": 0}
-
-    def nan_after_first_task(model, images, text):
-        calls["n"] += 1
-        logits = real_logits(model, images, text)
-        return logits * float("nan") if calls["n"] > SMALL["max_steps_per_task"] else logits
-
-    monkeypatch.setattr(trainer, "clip_logits", nan_after_first_task)
+    nan_logits_after(SMALL["max_steps_per_task"])  # NaN from the first step of task 2
     with pytest.raises(NanLossError, match="task 2") as err:
         run_experiment(cfg, tmp_path / "nan.json", progress=False)
     assert "\n" not in str(err.value)

@@ -5,7 +5,6 @@ import math
 import pytest
 
 from zolib import nb
-from zolib.cl import trainer
 from zolib.cl.config import profile_config
 from zolib.errors import NanLossError
 
@@ -13,18 +12,10 @@ SMALL = dict(synthetic_tasks=5, synthetic_train_per_class=8, synthetic_test_per_
              batch_size=16)
 
 
-def test_a_diverged_run_is_recorded_once_and_served_from_the_cache(tmp_path, monkeypatch):
+def test_a_diverged_run_is_recorded_once_and_served_from_the_cache(tmp_path, monkeypatch, nan_logits_after):
     monkeypatch.setattr(nb, "_result_path", lambda cfg: tmp_path / f"{cfg.key()}.json")
     cfg = profile_config("smoke", **SMALL)
-    real_logits = trainer.clip_logits
-    calls = {"n": 0}
-
-    def nan_after_first_task(model, images, text):
-        calls["n"] += 1
-        logits = real_logits(model, images, text)
-        return logits * float("nan") if calls["n"] > SMALL["max_steps_per_task"] else logits
-
-    monkeypatch.setattr(trainer, "clip_logits", nan_after_first_task)
+    calls = nan_logits_after(SMALL["max_steps_per_task"])  # NaN from the first step of task 2
     with pytest.raises(NanLossError, match="task 2"):
         nb.cached_experiment(cfg, progress=False)
     result = nb.cached_experiment(cfg, progress=False, allow_divergence=True)  # resumes after task 1, diverges
