@@ -6,8 +6,9 @@ import torch
 
 from zolib.analysis import clip_batch, clip_loss, fo_layer_sweep, memory_table, predict_mask_memory
 from zolib.models import MoEConfig, build_adapted_clip
-from zolib.optim import parse_mask
-from zolib.widgets import has_frontend, mask_to_method, method_to_mask
+from zolib.errors import ZolibError
+from zolib.optim.methods import custom, resolve_mask
+from zolib.widgets import has_frontend, method_to_mask
 
 METHODS = {"FO": "fo", "Dual": "dual", "Vision": "vision", "Language": "language"}
 
@@ -74,7 +75,8 @@ def test_backprop_reaches_down_to_the_lowest_fo_layer(tiny):
     # everywhere above it saves as much as all-FO vision (layer-wise ZO inside a branch)
     hop = predict_mask_memory(model, "hop-odd-vision", closure)
     vision_fo = predict_mask_memory(model, "language", closure)
-    assert hop["saved_vision_bytes"] == vision_fo["saved_vision_bytes"]
+    # (all but the dropout masks of the ZO adapters, which run in eval mode: zolib.optim.hybrid)
+    assert 0.95 * vision_fo["saved_vision_bytes"] < hop["saved_vision_bytes"] <= vision_fo["saved_vision_bytes"]
 
 
 def test_fo_layer_sweep_decreases_layer_by_layer(tiny):
@@ -85,21 +87,21 @@ def test_fo_layer_sweep_decreases_layer_by_layer(tiny):
 
 @pytest.mark.parametrize("method", ["fo", "dual", "vision", "language", "hop-odd-vision", "hop-even-both",
                                     "prefix6-language", "custom:vision=100000000001,text=010101010101"])
-def test_mask_to_method_round_trips_through_parse_mask(method):
+def test_a_widget_mask_round_trips_through_the_method_registry(method):
     mask = method_to_mask(method, 12)
-    custom = mask_to_method(mask)
-    assert custom.startswith("custom:vision=") and len(custom) == len("custom:vision=,text=") + 24
-    is_zo = parse_mask(custom[len("custom:"):], {"vision": 12, "text": 12})
-    assert {b: [is_zo(b, l) for l in range(12)] for b in ("vision", "text")} == mask
-    assert method_to_mask(custom, 12) == mask
+    name = custom(mask)
+    assert name.startswith("custom:vision=") and len(name) == len("custom:vision=,text=") + 24
+    bits = resolve_mask(name, {"vision": 12, "text": 12})
+    assert {b: [c == "1" for c in bits[b]] for b in ("vision", "text")} == mask
+    assert method_to_mask(name, 12) == mask
 
 
-def test_mask_to_method_examples_and_errors():
-    assert mask_to_method({"vision": [False, True] * 6, "language": [False] * 12}) == \
+def test_mask_names_examples_and_errors():
+    assert custom({"vision": [False, True] * 6, "language": [False] * 12}) == \
         "custom:vision=010101010101,text=000000000000"
     assert method_to_mask("hop-odd-vision")["vision"] == [False, True] * 6
-    with pytest.raises(ValueError):
-        mask_to_method({"audio": [True] * 12})
+    with pytest.raises(ZolibError):
+        custom({"audio": [True] * 12})
 
 
 def test_no_frontend_outside_a_notebook_and_the_picker_reports_masks(monkeypatch):

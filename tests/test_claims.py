@@ -1,90 +1,136 @@
-"""The paper's claims checked on measured numbers: verdicts on hand-made inputs."""
-import pandas as pd
+"""Verdicts over seeds: paired differences, intervals, tests and testability, on hand-made seeds."""
+import math
+
 import pytest
 
 from zolib import claims
+from zolib.analysis.stats import bootstrap_ci, mean_ci, paired
 
 
-def s(last: float, avg: float | None = None) -> dict:
-    return {"last": last, "avg": last if avg is None else avg}
+def run(last: float, avg: float | None = None, flips: float | None = None, diverged: bool = False) -> dict:
+    """A hand-made result: Last/Avg, and for a ZO run the share of predictions its ZO units changed."""
+    return {"last": None if diverged else last, "avg": None if diverged else (last if avg is None else avg),
+            "zo_effect": None if flips is None else {"flip_rate": flips}, "diverged": "nan" if diverged else None}
 
 
-def verdicts(vs: list[claims.Verdict]) -> list[str]:
-    return [v.verdict for v in vs]
+def seeds(*lasts, flips=None) -> dict:
+    return {s: run(x, flips=flips) for s, x in enumerate(lasts)}
 
 
-def test_above_gives_agrees_disagrees_and_tie_within_the_tolerance():
-    assert claims.above("c", "r", "a", 50.0, "b", 40.0).verdict == "agrees"
-    assert claims.above("c", "r", "a", 40.0, "b", 50.0).verdict == "disagrees"
-    assert claims.above("c", "r", "a", 25.1, "b", 25.0).verdict == "tie", "one test image in a thousand"
-    assert claims.above("c", "r", "a", 40.0, "b", 40.2).verdict == "tie"
-    v = claims.above("c", "r", "a", 40.5, "b", 40.0)
-    assert v.verdict == "agrees" and "(+0.5)" in v.measured and v.line().startswith("AGREES: c")
+def test_paired_difference_interval_and_t_test():
+    p = paired({0: 50.0, 1: 52.0, 2: 49.0, 3: 51.0}, {0: 48.0, 1: 50.5, 2: 47.2, 3: 49.1})
+    assert p.n == 4 and p.mean_diff == pytest.approx(1.8)
+    assert 0 < p.ci_low <= p.mean_diff <= p.ci_high and p.p_value < 0.01
+    assert p.diffs == pytest.approx((2.0, 1.5, 1.8, 1.9))
+    same = paired({0: 40.0, 1: 41.0}, {0: 40.0, 1: 41.0})
+    assert same.mean_diff == 0 and same.p_value == 1.0 and (same.ci_low, same.ci_high) == (0.0, 0.0)
+    one = paired({0: 40.0}, {0: 39.0})
+    assert one.n == 1 and math.isnan(one.ci_low) and math.isnan(one.p_value)
+    assert paired({0: 1.0, 1: 2.0, 5: 3.0}, {0: 0.0, 1: 0.0}).seeds == (0, 1), "only seeds both have"
 
 
-def test_significance_turns_a_weak_agreement_into_not_significant_only():
-    agree = claims.above("c", "r", "a", 2.0, "b", 1.0, tie=0)
-    assert claims.significant(agree, 0.01).verdict == "agrees"
-    assert claims.significant(agree, 0.2).verdict == "not significant"
-    disagree = claims.above("c", "r", "a", 1.0, "b", 2.0, tie=0)
-    assert claims.significant(disagree, 0.2).verdict == "disagrees"
+def test_bootstrap_interval_is_reproducible_and_covers_the_mean():
+    values = [3.0, 1.0, 4.0, 1.0, 5.0]
+    assert bootstrap_ci(values) == bootstrap_ci(values)
+    mean, lo, hi = mean_ci(values)
+    assert lo < mean == 2.8 < hi and math.isnan(bootstrap_ci([1.0])[0])
+
+
+def test_verdict_needs_the_interval_and_the_test_to_exclude_zero():
+    clear = claims.above("c", "r", "a", {0: 50.0, 1: 52.0, 2: 49.0, 3: 51.0}, "b", {0: 48.0, 1: 50.5, 2: 47.2, 3: 49.1})
+    assert clear.verdict == "agrees" and "95% CI" in clear.measured and "4 seeds" in clear.measured
+    flipped = claims.above("c", "r", "b", {0: 48.0, 1: 50.5, 2: 47.2, 3: 49.1}, "a", {0: 50.0, 1: 52.0, 2: 49.0, 3: 51.0})
+    assert flipped.verdict == "disagrees"
+    noisy = claims.above("c", "r", "a", {0: 50.0, 1: 47.0, 2: 53.0}, "b", {0: 49.0, 1: 49.0, 2: 49.0})
+    assert noisy.verdict == "inconclusive"
+    # three seeds all positive: the percentile bootstrap excludes 0, the t-test does not (p = 0.08)
+    weak = claims.above("c", "r", "a", {0: 1.0, 1: 2.0, 2: 6.0}, "b", {0: 0.0, 1: 0.0, 2: 0.0})
+    assert weak.ci[0] > 0 and weak.p_value > 0.05 and weak.verdict == "inconclusive"
+    assert claims.above("c", "r", "a", {0: 50.0}, "b", {0: 40.0}).verdict == "one seed: no interval"
+    v = claims.above("c", "r", "a", {0: 1.0, 1: 2.0}, "b", {0: 0.0, 1: math.nan})
+    assert v.verdict == "inconclusive", "a diverged seed leaves no interval"
+
+
+def test_a_zo_claim_is_not_testable_when_its_zo_units_did_not_act():
+    inert = seeds(40.0, 41.0, 39.0, flips=0.002)
+    acting = seeds(30.0, 31.0, 29.0, flips=0.4)
+    fo = seeds(50.0, 52.0, 49.0)
+    v = claims.above("Dual below FO", "r", "FO", claims.metric(fo, "last"), "Dual", claims.metric(inert, "last"),
+                     {"Dual": inert})
+    assert v.verdict == "not testable here" and "0.20% of test predictions" in v.reason
+    assert "NOT TESTABLE HERE" in v.line() and v.reason in v.line()
+    assert claims.above("c", "r", "FO", claims.metric(fo, "last"), "Dual", claims.metric(acting, "last"),
+                        {"Dual": acting}).verdict == "agrees"
+    assert claims.zo_untestable({"control": seeds(1.0, 2.0)}).startswith("control: its ZO units never moved")
+    assert claims.zo_untestable({"diverged": {0: run(0, diverged=True)}}) == "", "a diverged run acted"
+    borderline = {0: run(1, flips=0.005), 1: run(1, flips=0.02), 2: run(1, flips=0.03)}
+    assert claims.zo_untestable({"x": borderline}) == "", "the median over seeds counts"
 
 
 def test_naive_full_zo_reads_instability_as_the_worst_last_over_step_sizes():
-    sweep = {0.001: {"aggressive": s(25.0), "conservative": s(25.0)},
-             0.1: {"aggressive": s(1.0), "conservative": s(22.8)}}
-    out = claims.naive_full_zo(fo=s(42.6, 45.9), dual=s(25.0, 36.0), sweep=sweep)
-    assert verdicts(out) == ["agrees", "agrees", "agrees"]
-    assert "zo_lr 0.1" in out[2].measured
-    nan = float("nan")
-    diverged = {0.001: {"aggressive": s(25.0), "conservative": s(25.0)},
-                0.1: {"aggressive": s(nan), "conservative": s(24.0)}}
-    v = claims.naive_full_zo(s(42.6), s(25.0), diverged)[2]
-    assert v.verdict == "agrees" and "ZO* diverged (NaN loss) at zo_lr 0.1" in v.measured
-    calm = {0.001: {"aggressive": s(25.0), "conservative": s(25.0)}}
-    assert verdicts(claims.naive_full_zo(s(42.6), s(25.0), calm))[2] == "tie"
+    runs = {"FO": seeds(50.0, 52.0, 49.0), "frozen": seeds(25.0, 25.5, 24.5),
+            "cons 0.001": seeds(25.0, 25.5, 24.5, flips=0.001), "star 0.001": seeds(25.0, 25.5, 24.5, flips=0.001),
+            "cons 0.1": seeds(28.0, 29.5, 27.0, flips=0.3),
+            "star 0.1": {0: run(0, diverged=True), 1: run(5.0, flips=0.9), 2: run(3.0, flips=0.9)}}
+    sweep = {0.001: {"aggressive": "star 0.001", "conservative": "cons 0.001"},
+             0.1: {"aggressive": "star 0.1", "conservative": "cons 0.1"}}
+    literal = claims.naive_full_zo(runs, "FO", "frozen", "cons 0.001", sweep, "literal")
+    assert [v.verdict for v in literal] == ["not testable here"] * 3 + ["agrees"]
+    assert literal[3].per_seed["b"] == [0.0, 5.0, 3.0], "a divergence counts as 0%"
+    calibrated = claims.naive_full_zo(runs, "FO", "frozen", "cons 0.1", {}, "calibrated")
+    assert [v.verdict for v in calibrated] == ["agrees", "agrees", "agrees"] and calibrated[0].regime == "calibrated"
 
 
-def test_branch_wise_on_the_papers_own_cifar_row_agrees_everywhere():
-    row = {m: s(v) for m, v in {"fo": 80.47, "dual": 69.29, "vision": 76.05, "language": 80.94}.items()}
-    assert verdicts(claims.branch_wise(row)) == ["agrees"] * 3
-    swapped = dict(row, vision=s(80.94), language=s(76.05))
-    assert verdicts(claims.branch_wise(swapped))[1] == "disagrees"
+def test_branch_wise_on_the_papers_own_ordering_agrees_and_asks_about_controls():
+    def moving(*lasts):
+        return seeds(*lasts, flips=0.2)
+    runs = {"fo": seeds(80.5, 80.0, 81.0), "dual": moving(69.3, 69.0, 70.0), "vision": moving(76.0, 75.5, 76.9),
+            "language": moving(80.9, 81.0, 81.4), "vision-control": seeds(74.0, 73.1, 74.2),
+            "language-control": seeds(81.0, 80.9, 81.5)}
+    out = claims.branch_wise(runs, "calibrated", controls={"vision": "vision-control", "language": "language-control"})
+    assert [v.verdict for v in out[:3]] == ["agrees", "agrees", "agrees"]
+    assert out[3].verdict == "agrees" and "Vision-ZO beats its control" in out[3].claim
+    assert out[4].verdict == "inconclusive"
 
 
-def test_layer_wise_compares_the_means_of_interleaved_and_consecutive():
-    scores = {"fo": s(40.0), "hop-odd-vision": s(41.0), "hop-even-vision": s(39.0),
-              "prefix6-vision": s(38.0), "suffix6-vision": s(36.0)}
-    hop_vs_block_last, hop_vs_block_avg, best_vs_fo = claims.layer_wise(scores)
-    assert hop_vs_block_last.verdict == "agrees" and "Hop mean 40" in hop_vs_block_last.measured
-    assert best_vs_fo.verdict == "agrees" and "hop-odd-vision" in best_vs_fo.measured
+def test_layer_wise_compares_hop_with_prefix_suffix_means_and_controls():
+    from zolib.optim import methods
+    names = ["hop-odd-vision", "hop-even-vision", "prefix6-vision", "suffix6-vision"]
+    lasts = {"hop-odd-vision": (41.0, 42.0, 40.5), "hop-even-vision": (40.0, 40.5, 39.5),
+             "prefix6-vision": (38.0, 38.5, 37.0), "suffix6-vision": (36.0, 37.0, 35.5)}
+    runs = {"fo": seeds(40.0, 40.4, 39.2), **{n: seeds(*v, flips=0.1) for n, v in lasts.items()},
+            **{f"{n}-control": seeds(*(x - d for x, d in zip(v, (0.4, 0.6, 0.5)))) for n, v in lasts.items()}}
+    out = claims.layer_wise(runs, {n: methods.parse(n) for n in names}, "calibrated",
+                            controls={n: f"{n}-control" for n in names})
+    assert [v.verdict for v in out[:2]] == ["agrees", "agrees"] and "Hop mean" in out[0].measured
+    assert "best (hop-odd-vision)" in out[2].measured
+    assert out[3].verdict == "agrees" and out[3].mean_diff == pytest.approx(0.5)
 
 
-def test_mozo_ablation_ties_when_nothing_moves():
-    flat = s(26.3)
-    out = claims.mozo(aggressive=flat, conservative=flat, sign=flat, base=s(36.9), mozo=s(36.9, 43.63))
-    assert verdicts(out)[:3] == ["tie", "tie", "tie"]
+def test_mozo_ablation_is_not_testable_where_zo_is_inert():
+    flat = seeds(26.3, 26.1, 26.4, flips=0.0)
+    runs = {k: flat for k in ("a", "c", "s", "m", "base", "mozo")}
+    out = claims.mozo(runs, "a", "c", "s", "m", "base", "mozo", "literal")
+    assert [v.verdict for v in out] == ["not testable here"] * 5
 
 
-def test_memory_claims_use_ratios_to_fo():
+def test_memory_claims_are_exact_comparisons():
     out = claims.memory({"dual": 0.05, "vision": 0.6, "language": 0.4}, "moe", context="tiny, batch 4")
-    assert verdicts(out) == ["agrees", "disagrees"] and "tiny, batch 4" in out[0].claim
+    assert [v.verdict for v in out] == ["agrees", "disagrees"] and "tiny, batch 4" in out[0].claim
+    assert "deterministic" in out[0].measured
 
 
-def test_gradient_variance_needs_direction_and_significance():
-    vision = {"rel_variance": 6000.0, "ratio": 0.8, "cosine": 0.008}
-    language = {"rel_variance": 4000.0, "ratio": 0.9, "cosine": 0.009}
-    out = claims.gradient_variance(vision, language, {"rel_variance": 0.03, "cosine": 0.16, "ratio": 0.98})
-    assert verdicts(out) == ["agrees", "not significant", "disagrees"]
-
-
-def test_scores_average_a_summary_table_over_benchmarks():
-    table = pd.DataFrame({"benchmark": ["a", "b", "a"], "method": ["fo", "fo", "dual"],
-                          "last": [40.0, 50.0, 30.0], "avg": [41.0, 51.0, 31.0]})
-    assert claims.scores(table) == {"dual": {"last": 30.0, "avg": 31.0}, "fo": {"last": 45.0, "avg": 46.0}}
+def test_gradient_variance_pairs_the_runs():
+    per_run = [{"vision": {"rel_variance": 6000.0 + 50 * i, "ratio": 0.95 + 0.01 * (i % 2), "cosine": 0.008},
+                "language": {"rel_variance": 4000.0 + 40 * i, "ratio": 0.96 - 0.01 * (i % 2), "cosine": 0.0095 + 1e-5 * i}}
+               for i in range(5)]
+    out = claims.gradient_variance(per_run)
+    assert [v.verdict for v in out] == ["agrees", "agrees", "inconclusive"]
+    assert out[0].per_seed["seeds"] == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("verdict", claims.VERDICTS)
 def test_frame_keeps_every_verdict_kind(verdict):
     df = claims.frame([claims.Verdict("c", "r", "m", verdict)])
-    assert list(df.columns) == ["verdict", "claim", "reported", "measured"] and df.verdict[0] == verdict
+    assert list(df.columns) == ["verdict", "regime", "claim", "reported", "measured", "why not testable"]
+    assert df.verdict[0] == verdict

@@ -1,35 +1,64 @@
-"""What notebooks call: cached experiments, diverged runs recorded as results, summaries."""
+"""What notebooks call: runs of a study from the store, diverged runs, summaries with intervals."""
 import json
 import math
 
 import pytest
 
-from zolib import nb
-from zolib.cl.config import profile_config
+from zolib import nb, studies
+from zolib.cl.store import Store
 from zolib.errors import NanLossError
 
-SMALL = dict(synthetic_tasks=5, synthetic_train_per_class=8, synthetic_test_per_class=4, max_steps_per_task=2,
+SMALL = dict(protocol="5-steps", synthetic_train_per_class=8, synthetic_test_per_class=4, max_steps_per_task=2,
              batch_size=16)
 
 
-def test_a_diverged_run_is_recorded_once_and_served_from_the_cache(tmp_path, monkeypatch, nan_logits_after):
-    monkeypatch.setattr(nb, "_result_path", lambda cfg: tmp_path / f"{cfg.key()}.json")
-    cfg = profile_config("smoke", **SMALL)
-    calls = nan_logits_after(SMALL["max_steps_per_task"])  # NaN from the first step of task 2
-    with pytest.raises(NanLossError, match="task 2"):
-        nb.cached_experiment(cfg, progress=False)
-    result = nb.cached_experiment(cfg, progress=False, allow_divergence=True)  # resumes after task 1, diverges
-    assert "task 2" in result["diverged"] and result["last"] is None
-    assert len(result["pooled"]) == 1 and len(result["losses"]) == 1 and result["zero_shot"] > 0
-    on_disk = nb.cached_result(cfg)
-    assert on_disk == json.loads(json.dumps(result)) and not list(tmp_path.rglob("*.ckpt"))
-    calls["n"] = 0
-    assert nb.cached_experiment(cfg, progress=False, allow_divergence=True) == on_disk and calls["n"] == 0
-    with pytest.raises(NanLossError, match="task 2"):
-        nb.cached_experiment(cfg, progress=False)
+@pytest.fixture
+def session(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOLIB_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("ZOLIB_JOBS", "1")
+    monkeypatch.setattr(nb, "FIGURES", tmp_path / "figures")
+    return nb.setup("99_test", "smoke")
 
-    summary = nb.Session.summary({"synthetic": {"diverged": [on_disk], "fine": [dict(on_disk, last=40.0, avg=45.0,
-                                                                                       forgetting=3.0, diverged=None)]}})
-    row = summary.set_index("label")
-    assert row.loc["diverged", "diverged"] == 1 and math.isnan(row.loc["diverged", "last"])
-    assert row.loc["fine", "diverged"] == 0 and row.loc["fine", "last"] == 40.0
+
+def test_a_diverged_run_is_stored_once_and_raises_unless_allowed(session, nan_logits_after, monkeypatch):
+    from zolib.cl import sweep
+    monkeypatch.setattr(sweep, "make_executor", lambda executor, folder, slurm=None:
+                        __import__("submitit").DebugExecutor(folder))  # in-process, so the patched logits apply
+    calls = nan_logits_after(SMALL["max_steps_per_task"])  # NaN from the first step of task 2
+    study = {"FO": {"method": "fo", **SMALL}}
+    with pytest.raises(NanLossError, match="task 2"):
+        session.compare(study, seeds=(0,))
+    runs = session.compare(study, seeds=(0,), allow_divergence=True)
+    result = runs["synthetic"]["FO"][0]
+    assert "task 2" in result["diverged"] and result["last"] is None and len(result["pooled"]) == 1
+    calls["n"] = 0
+    assert session.compare(study, seeds=(0,), allow_divergence=True) == runs and calls["n"] == 0, "served from the store"
+    table = session.summary(runs, reference=None)
+    assert table.diverged[0] == 1 and math.isnan(table["last"][0])
+
+
+def test_compare_runs_a_study_on_the_profiles_seeds_and_summarises_with_intervals(session):
+    study = {"FO": {"method": "fo", **SMALL}, "frozen": {"method": "frozen", **SMALL}}
+    runs = session.compare(study)
+    assert set(runs["synthetic"]["FO"]) == set(session.seeds) == {0, 1}
+    table = session.summary(runs).set_index("label")
+    fo = table.loc["FO"]
+    assert fo.seeds == 2 and fo.last_lo <= fo["last"] <= fo.last_hi
+    per_seed = [runs["synthetic"]["FO"][s]["last"] - runs["synthetic"]["frozen"][s]["last"] for s in (0, 1)]
+    assert fo.gain_over_frozen == pytest.approx(sum(per_seed) / 2)
+    session.record_runs(runs)
+    saved = json.loads((session.figures / "99_test.json").read_text())
+    assert saved["results"]["runs"]["synthetic/FO"]["per_seed"]["last"] == {str(s): runs["synthetic"]["FO"][s]["last"]
+                                                                            for s in (0, 1)}
+    assert saved["versions"]["torch"] != "not installed" and saved["git_commit"]
+
+
+def test_every_notebook_study_resolves_in_every_profile():
+    from zolib.cl.profiles import PROFILES
+    from zolib.notebooks import notebooks, plan
+    for profile in PROFILES:
+        requests = plan(profile)
+        assert requests and all(r.config.benchmark in PROFILES[profile].benchmarks for r in requests)
+    labels = studies.naive_full_zo([0.001, 0.1], ["ZO*", "conservative + sign"])
+    assert labels["Dual conservative + sign, zo_lr 0.1"]["q"] == 2 and labels["Dual ZO*, calibrated"]["zo_lr"] == "calibrated"
+    assert [nb.stem for nb in notebooks()][0] == "00_setup"

@@ -68,22 +68,36 @@ def test_every_notebook_records_results_with_provenance_and_saves_marked_figures
 
 
 @pytest.mark.slow
-def test_recorded_accuracies_are_percentages_and_zero_shot_is_above_chance(smoke):
+def test_recorded_accuracies_are_percentages_per_seed_with_intervals(smoke):
     setup = smoke["00_setup"]["results"]
     assert setup["zero_shot_all_classes"] > 3 * setup["chance"]
+    assert len(setup["world"]["weights_sha256"]) == 64 and setup["world"]["generator_version"] == 2
     for name in ("01_naive_full_zo", "02_branch_wise", "03_layer_wise", "05_mozo"):
-        values = [v for k, v in smoke[name]["results"].items() if k.endswith(("/last", "/avg")) and v is not None]
-        assert values and all(0 <= v <= 100 for v in values), name
+        runs = smoke[name]["results"]["runs"]
+        assert runs, name
+        for label, r in runs.items():
+            lasts = [v for v in r["per_seed"]["last"].values() if v is not None]
+            assert len(r["per_seed"]["last"]) == 2 and all(0 <= v <= 100 for v in lasts), (name, label)
+            if r["diverged"] == 0:
+                assert r["last_lo"] <= r["last"] <= r["last_hi"], (name, label)
 
 
 @pytest.mark.slow
-def test_every_notebook_from_01_checks_the_papers_claims(smoke):
+def test_every_notebook_from_01_checks_the_papers_claims_and_says_when_it_cannot(smoke):
     from zolib.claims import VERDICTS
     for name in EXPECTED[1:]:
         checked = smoke[name]["results"].get("claims")
         assert checked and all(c["verdict"] in VERDICTS and c["measured"] for c in checked), name
+        for c in checked:
+            assert (c["verdict"] == "not testable here") == bool(c["reason"]), (name, c["claim"])
+    zo_claims = [c for name in ("01_naive_full_zo", "02_branch_wise") for c in smoke[name]["results"]["claims"]
+                 if c["regime"] == "literal" and c["claim"].startswith(("Dual ZO is below FO", "Language-ZO beats"))]
+    assert zo_claims and all(c["verdict"] == "not testable here" for c in zo_claims), \
+        "at the literal step the ZO units do not act: no verdict on ZO"
     memory = [c for c in smoke["06_memory"]["results"]["claims"] if c["claim"].startswith("Dual ZO needs the least")]
     assert memory and all(c["verdict"] == "agrees" for c in memory), "no backward pass, no saved activations"
+    mozo = smoke["05_mozo"]["results"]["eps_sensitivity"]
+    assert [m["identical"] for m in mozo] == [True, False], "q = 1 ignores eps, q = 2 does not"
 
 
 @pytest.mark.slow
@@ -91,11 +105,12 @@ def test_recorded_numbers_that_the_math_guarantees(smoke):
     ratios = [v for k, v in smoke["04_gradient_variance"]["results"].items() if k.endswith("/empirical_over_theory")]
     assert ratios and all(0.6 < r < 1.6 for r in ratios), "sampled ZO variance on a quadratic follows (d+1)|g|^2"
     memory = smoke["06_memory"]["results"]
-    for adapter in ("moe", "lora"):
+    for adapter in ("moe",):
         assert memory[f"zolib-tiny/b4/{adapter}/dual/saved_bytes"] == {"vision": 0, "text": 0}
         assert memory[f"zolib-tiny/b4/{adapter}/vision/saved_bytes"]["vision"] == 0
         assert memory[f"zolib-tiny/b4/{adapter}/language/saved_bytes"]["text"] == 0
     assert memory["saved_falls_with_fo_layer"], "backprop reaches down to the lowest FO layer"
-    naive = smoke["01_naive_full_zo"]["results"]
-    fo = "synthetic/FO (AdamW, baseline)"
-    assert naive[f"{fo}/last"] > naive[f"{fo}/zero_shot"], "FO adapters learn (measured: +17 points in smoke)"
+    runs = smoke["01_naive_full_zo"]["results"]["runs"]
+    assert runs["synthetic/FO"]["gain_over_frozen"] > 0, "FO adapters learn"
+    frozen = runs["synthetic/frozen"]
+    assert frozen["zo_flips"] is None and frozen["gain_over_frozen"] == 0

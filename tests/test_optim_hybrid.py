@@ -10,8 +10,8 @@ from torch import nn
 from zolib.cl.trainer import warmup_cosine
 from zolib.errors import NanLossError, ZolibError
 from zolib.models import MoEConfig, build_adapted_clip
-from zolib.optim import (METHODS, HybridOptimizer, ZOConfig, build_optimizer, direction_seed,
-                         check_method, forwards_per_step, resolve_method, sample_direction, step_seed)
+from zolib.optim import (HybridOptimizer, ZOConfig, build_optimizer, direction_seed, forwards_per_step, methods,
+                         sample_direction, step_seed)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -94,20 +94,45 @@ def test_forwards_per_step_match_the_documented_table(cfg, modes, expected):
     assert forwards_per_step(ZOConfig(**cfg), n_zo, "fo" in modes.values()) == expected
 
 
-def test_zo_step_runs_in_eval_mode_and_keeps_zo_out_of_autograd():
+def test_one_mode_rule_fo_units_train_everything_else_eval():
+    """FO units' modules train (dropout on) in FO and hybrid steps alike; every other module is in eval
+    mode; ZO parameters stay out of autograd; each module's own flag comes back after the step."""
     net = Net()
     net.train()
     net.b.eval()  # a submodule's own flag must come back as it was
     grads_needed = []
     opt = HybridOptimizer(net, units_of(net), HYBRID)
-    opt.step(lambda: grads_needed.append((net.b.weight.requires_grad, torch.is_grad_enabled())) or net())
-    assert net.seen and not any(net.seen), "every forward of a step with ZO units runs in eval mode"
-    assert grads_needed[0] == (False, True) and all(not g for _, g in grads_needed[1:])
+    opt.step(lambda: grads_needed.append((net.a.training, net.b.training, net.drop.training,
+                                          net.b.weight.requires_grad, torch.is_grad_enabled())) or net())
+    assert grads_needed[0] == (True, False, False, False, True), "FO unit a trains; ZO unit b and the rest eval"
+    assert all(not g for *_, g in grads_needed[1:]), "perturbed forwards record no autograd graph"
     assert net.training and net.drop.training and not net.b.training
     assert net.a.weight.grad is not None and net.b.weight.grad is None and net.b.weight.requires_grad
-    net.seen.clear()
-    HybridOptimizer(net, units_of(net), {"a": "fo", "b": "fo", "c": "fo"}).step(net)
-    assert net.seen == [True], "an all-FO step keeps train mode"
+    seen = []
+    HybridOptimizer(net, units_of(net), {"a": "fo", "b": "fo", "c": "fo"}).step(
+        lambda: seen.append((net.a.training, net.drop.training)) or net())
+    assert seen == [(True, False)], "an all-FO step follows the same rule"
+    seen.clear()
+    HybridOptimizer(net, units_of(net), {"a": "fo", "b": "fo", "c": "fo"}, fo_train_mode=False).step(
+        lambda: seen.append((net.a.training, net.drop.training)) or net())
+    assert seen == [(False, False)], "the eval-mode variant"
+
+
+def test_zo_lr_zero_holds_zo_units_fixed_without_zo_forwards():
+    """The control of a hybrid method: its ZO units are frozen and cost no forward."""
+    net = Net()
+    before = copy.deepcopy(net.state_dict())
+    calls = []
+    opt = HybridOptimizer(net, units_of(net), HYBRID, lr=0.1, zo=ZOConfig(zo_lr=0.0))
+    result = opt.step(lambda: calls.append(1) or net())
+    assert len(calls) == result.forwards == opt.forwards_per_step == 1
+    assert [g["mode"] for g in opt.param_groups] == ["fo", "frozen", "frozen"]
+    assert not torch.equal(net.a.weight, before["a.weight"])
+    assert torch.equal(net.b.weight, before["b.weight"]) and torch.equal(net.c.weight, before["c.weight"])
+    frozen = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(zo_lr=0.0))
+    state = copy.deepcopy(net.state_dict())
+    assert frozen.step(net).forwards == 1, "the frozen model: one forward for its loss"
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
 
 
 def test_nan_loss_raises_and_leaves_parameters():
@@ -130,7 +155,7 @@ def test_nan_loss_raises_and_leaves_parameters():
 def test_conservative_rejects_a_candidate_whose_loss_is_not_finite():
     net = Net()
     before = copy.deepcopy(net.state_dict())
-    opt = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(rule="conservative", seed=1))
+    opt = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(rule="conservative"), seed=1)
     calls = []
 
     def nan_for_candidates():  # forwards: L(theta), the probe, then the two candidates
@@ -158,7 +183,7 @@ def test_parameter_used_outside_its_module_is_reported():
 
 def test_conservative_never_increases_the_loss():
     net = Net()
-    opt = HybridOptimizer(net, units_of(net), PURE_ZO, lr=0.05, zo=ZOConfig(rule="conservative", sign="elementwise", seed=3))
+    opt = HybridOptimizer(net, units_of(net), PURE_ZO, lr=0.05, zo=ZOConfig(rule="conservative", sign="elementwise", q=2), seed=3)
     results = [opt.step(net) for _ in range(25)]
     losses = [r.loss for r in results]
     assert all(b <= a for a, b in zip(losses, losses[1:]))
@@ -181,9 +206,9 @@ def test_per_modality_eps_scales_each_branch_perturbation():
 
     model = Branches()
     units = {("vision", 0): [model.vision.weight], ("text", 0): [model.text.weight]}
-    zo = ZOConfig(rule="aggressive", eps_vision=5e-4, eps_text=1e-3, seed=4)
-    HybridOptimizer(model, units, {k: "zo" for k in units}, zo=zo).step(model)
-    seed = step_seed(zo.seed, 0)
+    zo = ZOConfig(rule="aggressive", eps_vision=5e-4, eps_text=1e-3)
+    HybridOptimizer(model, units, {k: "zo" for k in units}, zo=zo, seed=4).step(model)
+    seed = step_seed(4, 0)
     for index, (name, eps) in enumerate([("vision", 5e-4), ("text", 1e-3)]):
         clean, perturbed = model.record[name][:2]
         z = sample_direction(clean, direction_seed(seed, index, 0))
@@ -195,7 +220,7 @@ def test_schedule_drives_fo_and_zo_lr_and_lambdalr_works():
     assert f(0) == pytest.approx(1 / 30) and f(29) == 1 and f(30) == 1 and f(99) < 1e-3
     assert f(65) == pytest.approx(0.5, abs=0.03)
     net = Net()
-    opt = HybridOptimizer(net, units_of(net), HYBRID, lr=1e-2, zo=ZOConfig(lr=1e-3), schedule=f)
+    opt = HybridOptimizer(net, units_of(net), HYBRID, lr=1e-2, zo=ZOConfig(zo_lr=1e-3), schedule=f)
     opt.step(net)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2 / 30, 1e-3 / 30, 1e-3 / 30])
     frozen = Net()
@@ -208,11 +233,11 @@ def test_schedule_drives_fo_and_zo_lr_and_lambdalr_works():
 
 
 def test_state_dict_resumes_the_same_trajectory():
-    zo = ZOConfig(rule="conservative", adam_betas=(0.9, 0.99), sign="projected", q=2, seed=1)
+    zo = ZOConfig(rule="conservative", adam_betas=(0.9, 0.99), sign="projected", q=2)
 
     def run(steps, resume_from=None):
         net = Net()
-        opt = HybridOptimizer(net, units_of(net), HYBRID, lr=1e-2, zo=zo)
+        opt = HybridOptimizer(net, units_of(net), HYBRID, lr=1e-2, zo=zo, seed=1)
         if resume_from is not None:
             net.load_state_dict(resume_from[0])
             opt.load_state_dict(resume_from[1])
@@ -226,61 +251,71 @@ def test_state_dict_resumes_the_same_trajectory():
     assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
 
 
-# ---------------------------------------------------------------- presets
+# ---------------------------------------------------------------- methods
 
-GRID = {(b, l): [nn.Parameter(torch.zeros(1))] for b in ("vision", "text") for l in range(12)}
-
-
-def zo_layers(modes, branch):
-    return [l for (b, l), m in modes.items() if b == branch and m == "zo"]
+LAYERS = {"vision": 12, "text": 12}
 
 
-def test_layerwise_presets_use_zero_based_layers():
-    modes, overrides = resolve_method("hop-odd-vision", GRID)
-    assert zo_layers(modes, "vision") == [1, 3, 5, 7, 9, 11] and zo_layers(modes, "text") == []
-    assert overrides == {}
-    modes, _ = resolve_method("hop-even-both", GRID)
-    assert zo_layers(modes, "vision") == zo_layers(modes, "text") == [0, 2, 4, 6, 8, 10]
-    modes, _ = resolve_method("prefix6-language", GRID)
-    assert zo_layers(modes, "text") == [0, 1, 2, 3, 4, 5] and zo_layers(modes, "vision") == []
-    modes, _ = resolve_method("suffix3-both", GRID)
-    assert zo_layers(modes, "vision") == zo_layers(modes, "text") == [9, 10, 11]
-    assert set(resolve_method("dual", GRID)[0].values()) == {"zo"}
-    assert set(resolve_method("fo", GRID)[0].values()) == {"fo"}
-    modes, _ = resolve_method("language", GRID)
-    assert zo_layers(modes, "text") == list(range(12)) and zo_layers(modes, "vision") == []
+def zo_layers(name, branch):
+    return [l for l, c in enumerate(methods.resolve_mask(name, LAYERS)[branch]) if c == "1"]
+
+
+def test_layerwise_methods_use_zero_based_layers():
+    assert zo_layers("hop-odd-vision", "vision") == [1, 3, 5, 7, 9, 11] and zo_layers("hop-odd-vision", "text") == []
+    assert methods.parse("hop-odd-vision").settings == {}
+    assert zo_layers("hop-even-both", "vision") == zo_layers("hop-even-both", "text") == [0, 2, 4, 6, 8, 10]
+    assert zo_layers("prefix6-language", "text") == [0, 1, 2, 3, 4, 5] and zo_layers("prefix6-language", "vision") == []
+    assert zo_layers("suffix3-both", "vision") == zo_layers("suffix3-both", "text") == [9, 10, 11]
+    assert zo_layers("dual", "vision") == zo_layers("frozen", "text") == list(range(12))
+    assert zo_layers("fo", "vision") == zo_layers("fo", "text") == []
+    assert zo_layers("language", "text") == list(range(12)) and zo_layers("language", "vision") == []
+    assert methods.parse("hop-odd-both").interleaved and methods.parse("suffix6-vision").consecutive
+    assert (methods.parse("prefix6-vision").pattern, methods.parse("prefix6-vision").side) == ("prefix", "vision")
 
 
 def test_unknown_method_lists_valid_values():
     with pytest.raises(ZolibError, match="valid values: .*hop-odd-vision.*mozo"):
-        resolve_method("hop-odd-visoin", GRID)
+        methods.parse("hop-odd-visoin")
     with pytest.raises(ZolibError, match="valid values: .*hop-odd-vision.*mozo"):
-        check_method("layer-odd-vision")
-    for name in ("fo", "dual", "mozo", "suffix4-language", "custom:vision=1"):
-        check_method(name)
+        methods.parse("layer-odd-vision")
+    for name in ("fo", "frozen", "dual", "mozo", "suffix4-language", "custom:vision=1"):
+        methods.parse(name)
     with pytest.raises(ZolibError, match="k must be"):
-        resolve_method("prefix13-vision", GRID)
-    assert all(len(text.splitlines()) == 1 for text in METHODS.values())
+        methods.resolve_mask("prefix13-vision", LAYERS)
+    assert all(len(text.splitlines()) == 1 for text in methods.listing().values())
 
 
-def test_custom_mask_parsing():
-    modes, _ = resolve_method("custom:vision=010101010101,text=100000000001", GRID)
-    assert zo_layers(modes, "vision") == [1, 3, 5, 7, 9, 11] and zo_layers(modes, "text") == [0, 11]
-    modes, _ = resolve_method("custom:language=111111000000", GRID)
-    assert zo_layers(modes, "text") == [0, 1, 2, 3, 4, 5] and zo_layers(modes, "vision") == []
-    for bad, message in [("custom:vision=0101", "12 digits"), ("custom:vision=01010101010x", "12 digits"),
+def test_custom_mask_parsing_and_round_trip():
+    assert zo_layers("custom:vision=010101010101,text=100000000001", "text") == [0, 11]
+    assert zo_layers("custom:language=111111000000", "text") == [0, 1, 2, 3, 4, 5]
+    for bad, message in [("custom:vision=0101", "12 digits"), ("custom:vision=01010101010x", "digits 0/1"),
                          ("custom:audio=010101010101", "mask branch"), ("custom:", "empty")]:
         with pytest.raises(ZolibError, match=message):
-            resolve_method(bad, GRID)
+            methods.resolve_mask(bad, LAYERS)
+    for name in ("hop-odd-vision", "prefix6-both", "dual", "fo"):
+        mask = methods.resolve_mask(name, LAYERS)
+        assert methods.resolve_mask(methods.custom(mask), LAYERS) == mask
 
 
-def test_mozo_preset_builds_modality_eps_on_hop_even_both():
+def test_mozo_builds_modality_eps_with_two_directions_on_hop_even_both():
     model = build_adapted_clip("zolib-tiny", "none", "moe", moe=MoEConfig(bottleneck=16))
     opt = build_optimizer(model, "mozo")
-    assert (opt.zo.rule, opt.zo.sign) == ("conservative", "elementwise")
+    assert (opt.zo.rule, opt.zo.sign, opt.zo.q) == ("conservative", "elementwise", 2)
+    assert opt.zo.degeneracy() is None
     eps = {(g["unit"][0], g["mode"]): g["eps"] for g in opt.param_groups}
     assert eps[("vision", "zo")] == 5e-4 < eps[("text", "zo")] == 1e-3
     assert [g["unit"][1] for g in opt.param_groups if g["mode"] == "zo" and g["unit"][0] == "vision"] == \
         [0, 2, 4, 6, 8, 10]
-    opt = build_optimizer(model, "vision", zo_rule="aggressive", sign="projected", eps_vision=2e-3, q=2)
+    opt = build_optimizer(model, "vision", rule="aggressive", sign="projected", eps_vision=2e-3, q=2)
     assert (opt.zo.rule, opt.zo.sign, opt.zo.q, opt.zo.eps_vision) == ("aggressive", "projected", 2, 2e-3)
+    with pytest.raises(ZolibError, match="unknown ZO setting"):
+        build_optimizer(model, "vision", zo_rule="aggressive")
+
+
+def test_router_noise_is_never_a_zo_parameter():
+    """It acts only through train-mode noise, and ZO forwards run in eval mode: no signal, so it stays put."""
+    model = build_adapted_clip("zolib-tiny", "none", "moe", moe=MoEConfig(bottleneck=16))
+    opt = build_optimizer(model, "dual", zo_lr=0.5)
+    zo_names = [e.name for g in opt._zo for e in g.entries]
+    assert zo_names and not any(n.endswith("adapter.noise") for n in zo_names)
+    assert any(n.endswith("adapter.router") for n in zo_names)

@@ -44,7 +44,7 @@ def test_dual_zo_saves_nothing_and_keeps_no_gradients_or_state(clip):
     opt, result, report = run(clip, "dual")
     assert report.saved_count["total"] == 0 and report.saved_bytes["total"] == 0
     assert report.gradient_bytes == 0 and report.optimizer_state_bytes == 0
-    _, _, aggressive = run(clip, "dual", zo_rule="aggressive")
+    _, _, aggressive = run(clip, "dual", rule="aggressive")
     assert aggressive.saved_count["total"] == 0
 
 

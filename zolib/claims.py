@@ -1,199 +1,305 @@
 """The paper's claims, checked against what a notebook measured: one verdict per claim.
 
-Every notebook from 01 on ends with a table of these verdicts, so that where our runs disagree
-with the paper the notebook says so plainly, computed from this run's numbers rather than from
-prose written for one profile. The reported side of each claim comes from :mod:`zolib.paper`
-(numbers as reported, never computed here).
+Every notebook from 01 on ends with a table of these verdicts, computed from its own runs, so a
+disagreement is said plainly in whatever profile is run. The reported side of each claim comes
+from :mod:`zolib.paper` (numbers as reported, never computed here).
 
-A claim compares two measured numbers, "a is above b". Its verdict is
+A claim says "``a`` is above ``b``". It is checked per seed, paired (:mod:`zolib.analysis.stats`):
+the mean paired difference, its 95% bootstrap interval and a paired t-test. The verdict is
 
-- ``agrees``: a is above b by more than ``tie``;
-- ``disagrees``: a is below b by more than ``tie``;
-- ``tie``: they differ by at most ``tie`` (default :data:`TIE` = 0.2 accuracy points, two test
-  images in a thousand), so the run cannot tell;
-- ``not significant``: for the statistical claims of notebook 04, the direction agrees but the
-  test's p-value is not below 0.05.
+- ``agrees``: the interval excludes 0 on the paper's side and p < 0.05;
+- ``disagrees``: the interval excludes 0 on the other side and p < 0.05;
+- ``inconclusive``: otherwise (the seeds cannot tell);
+- ``one seed: no interval``: a profile that runs one seed cannot give an interval;
+- ``not testable here``: the claim is about ZO, and a ZO run it rests on did not act. The
+  criterion (:func:`zo_untestable`): put the run's ZO units back to their initial values after the
+  final task; if that changes the predicted class of fewer than :data:`ZO_ACTED` (1%) of the test
+  images (median over seeds), its ZO units did not measurably change its predictions against the
+  frozen model (Dual) or against what its FO units learned alone (hybrids), and whatever the
+  accuracies say, they say nothing about ZO. The reason is given with the verdict.
 
-With one seed a difference of a few tenths of a point is within seed-to-seed noise: the paper
-profile runs 5 seeds (notebooks 02-05 show the standard deviation).
+Deterministic measurements (bytes, notebook 06) get ``agrees``/``disagrees`` from the numbers
+themselves: they do not vary with the seed.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from statistics import mean
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field
+from statistics import median
+from typing import Any, Callable, Mapping, Sequence
 
 from . import paper
+from .analysis.dynamics import ZO_ACTED
+from .analysis.stats import ALPHA, Paired, paired
 
-TIE = 0.2
-VERDICTS = ("agrees", "disagrees", "tie", "not significant")
-Scores = Mapping[str, float]  # {"last": ..., "avg": ...}
+VERDICTS = ("agrees", "disagrees", "inconclusive", "not testable here", "one seed: no interval")
+Runs = Mapping[int, Mapping[str, Any]]  # {seed: result} of one variant on one benchmark
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One claim of the paper, what it reports, what we measured, and whether they agree."""
+    """One claim, what the paper reports, what we measured, and the verdict (module docstring)."""
 
     claim: str
     reported: str
     measured: str
     verdict: str
+    regime: str = ""
+    mean_diff: float | None = None
+    ci: tuple[float, float] | None = None
+    p_value: float | None = None
+    per_seed: dict[str, list[float]] = field(default_factory=dict)
+    reason: str = ""
 
     def line(self) -> str:
-        return f"{self.verdict.upper()}: {self.claim} | paper: {self.reported} | ours: {self.measured}"
+        why = f" [{self.reason}]" if self.reason else ""
+        regime = f"({self.regime}) " if self.regime else ""
+        return f"{self.verdict.upper()}: {regime}{self.claim} | paper: {self.reported} | ours: {self.measured}{why}"
 
 
-def above(claim: str, reported: str, a_name: str, a: float, b_name: str, b: float, tie: float = TIE) -> Verdict:
-    """The verdict on "``a`` is above ``b``" (see the module docstring)."""
-    diff = a - b
-    verdict = "tie" if abs(diff) <= tie + 1e-9 else ("agrees" if diff > 0 else "disagrees")
-    return Verdict(claim, reported, f"{a_name} {a:.4g} vs {b_name} {b:.4g} ({diff:+.3g})", verdict)
+def metric(runs: Runs, name: str) -> dict[int, float]:
+    """``{seed: value}`` of a result field (``last``, ``avg``, ...); a diverged run gives NaN."""
+    return {s: (math.nan if r.get(name) is None else float(r[name])) for s, r in runs.items()}
 
 
-def significant(verdict: Verdict, p_value: float, alpha: float = 0.05) -> Verdict:
-    """``verdict`` with a test's p-value added: an agreement with ``p >= alpha`` is ``not significant``."""
-    measured = f"{verdict.measured}, p = {p_value:.3g}"
-    agrees = verdict.verdict == "agrees"
-    return Verdict(verdict.claim, verdict.reported, measured,
-                   "not significant" if agrees and p_value >= alpha else verdict.verdict)
+def zo_untestable(runs: Mapping[str, Runs]) -> str:
+    """Why a claim resting on the ZO runs ``{label: {seed: result}}`` cannot be tested, or ``""``.
 
-
-def _reported_delta(method: str, metric: str) -> str:
-    return f"{paper.mean_delta_vs_fo(method, metric):+.1f} points vs FO (mean of the reported rows)"
-
-
-def naive_full_zo(fo: Scores, dual: Scores, sweep: Mapping[float, Mapping[str, Scores]]) -> list[Verdict]:
-    """Notebook 01: Dual ZO falls below FO, and the aggressive rule (ZO*) is the unstable one.
-
-    ``dual``: conservative Dual ZO at the harness's step size; ``sweep``: ``{zo_lr: {"aggressive":
-    scores, "conservative": scores}}`` over ZO step sizes, a diverged run's Last being NaN.
-    "Unstable" is read as: the worst Last of ZO* over the step sizes is below the worst Last of
-    conservative ZO, a divergence (NaN loss) counting as the worst of all.
+    A run without ``zo_effect`` (no ZO units, or held fixed) is skipped; a diverged run acted.
     """
-    out = [above(f"Dual ZO is below FO in {m.capitalize()}", _reported_delta("dual", m),
-                 "FO", fo[m], "Dual", dual[m]) for m in ("last", "avg")]
-    claim = "Aggressive ZO* is less stable than conservative ZO: lower worst Last over the ZO step sizes"
-    reported = f"ZO* oscillates and is the worst variant (Dual ZO* {paper.ABLATION['dual aggressive (ZO*)']} Last)"
-    worst = {}
-    for rule in ("aggressive", "conservative"):
-        lr = min(sweep, key=lambda lr: -math.inf if math.isnan(sweep[lr][rule]["last"]) else sweep[lr][rule]["last"])
-        worst[rule] = (lr, sweep[lr][rule]["last"])
-    (lr_a, zo_star), (lr_c, cons) = worst["aggressive"], worst["conservative"]
-    if math.isnan(zo_star) or math.isnan(cons):
-        def say(name, lr, value):
-            return f"{name} diverged (NaN loss) at zo_lr {lr:g}" if math.isnan(value) else \
-                f"{name}'s worst Last {value:.4g} at zo_lr {lr:g}"
-        verdict = "tie" if math.isnan(zo_star) and math.isnan(cons) else ("agrees" if math.isnan(zo_star) else "disagrees")
-        out.append(Verdict(claim, reported, f"{say('ZO*', lr_a, zo_star)}; {say('conservative', lr_c, cons)}", verdict))
+    for label, by_seed in runs.items():
+        rates = [r["zo_effect"]["flip_rate"] for r in by_seed.values() if r.get("zo_effect")]
+        if not rates:
+            if any(r.get("diverged") for r in by_seed.values()):
+                continue
+            return f"{label}: its ZO units never moved (held fixed, or no ZO units)"
+        if median(rates) < ZO_ACTED:
+            return (f"{label}: reverting its ZO units changes {median(rates):.2%} of test predictions (median "
+                    f"over {len(rates)} seeds), below the {ZO_ACTED:.0%} that counts as the ZO units having acted")
+    return ""
+
+
+def verdict(p: Paired, untestable: str = "") -> str:
+    """The verdict on "a is above b" from a paired comparison (see the module docstring)."""
+    if untestable:
+        return "not testable here"
+    if p.n < 2:
+        return "one seed: no interval"
+    if any(math.isnan(x) for x in (p.ci_low, p.ci_high, p.p_value)):
+        return "inconclusive"
+    if p.p_value < ALPHA and (p.ci_low > 0 or p.ci_high < 0):
+        return "agrees" if p.mean_diff > 0 else "disagrees"
+    return "inconclusive"
+
+
+def _fmt(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:+.2f}"
+
+
+def above(claim: str, reported: str, a_name: str, a: Mapping[int, float], b_name: str, b: Mapping[int, float],
+          zo_runs: Mapping[str, Runs] | None = None, regime: str = "", reason: str | None = None) -> Verdict:
+    """The verdict on "``a`` is above ``b``" (``{seed: value}`` each), not testable when a run of
+    ``zo_runs`` did not act (:func:`zo_untestable`) or when ``reason`` says why."""
+    p = paired(a, b)
+    reason = zo_untestable(zo_runs or {}) if reason is None else reason
+    mean_a = sum(p.a) / p.n if p.n else math.nan
+    mean_b = sum(p.b) / p.n if p.n else math.nan
+    measured = f"{a_name} {mean_a:.2f} vs {b_name} {mean_b:.2f}: {_fmt(p.mean_diff)}"
+    if p.n >= 2:
+        measured += f" [95% CI {_fmt(p.ci_low)}, {_fmt(p.ci_high)}], p = {p.p_value:.3g}, {p.n} seeds"
     else:
-        out.append(above(claim, reported, f"conservative (worst at zo_lr {lr_c:g})", cons,
-                         f"ZO* (worst at zo_lr {lr_a:g})", zo_star))
+        measured += f", {p.n} seed"
+    return Verdict(claim, reported, measured, verdict(p, reason), regime, p.mean_diff,
+                   (p.ci_low, p.ci_high), p.p_value, {"seeds": list(p.seeds), "a": list(p.a), "b": list(p.b)}, reason)
+
+
+def combine(runs: Mapping[str, Runs], labels: Sequence[str], field_: str,
+            how: Callable[[list[float]], float]) -> dict[int, float]:
+    """Per seed, ``how`` over the ``field_`` of several variants (e.g. the mean Last of the Hop runs)."""
+    seeds = sorted(set.intersection(*(set(runs[l]) for l in labels)))
+    return {s: how([metric(runs[l], field_)[s] for l in labels]) for s in seeds}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _reported_delta(method: str, m: str) -> str:
+    return f"{paper.mean_delta_vs_fo(method, m):+.1f} points vs FO (mean of the reported rows)"
+
+
+# --------------------------------------------------------------------------- notebook 01
+
+
+def naive_full_zo(runs: Mapping[str, Runs], fo: str, frozen: str, dual: str, sweep: Mapping[float, Mapping[str, str]],
+                  regime: str = "") -> list[Verdict]:
+    """Notebook 01 over ``runs`` ``{label: {seed: result}}``.
+
+    ``dual``: the label of conservative Dual at this regime's step; ``sweep``: ``{zo_lr: {"aggressive":
+    label, "conservative": label}}``. "Less stable" is read as: per seed, the worst Last of ZO* over
+    the step sizes is below the worst of conservative ZO, a diverged run counting as 0% (it leaves
+    no usable model).
+    """
+    out = [above(f"Dual ZO is below FO ({m.capitalize()})", _reported_delta("dual", m), "FO", metric(runs[fo], m),
+                 "Dual", metric(runs[dual], m), {dual: runs[dual]}, regime) for m in ("last", "avg")]
+    out.append(above("Conservative Dual ZO gains over the frozen model (Last)",
+                     "+2.6 (Dual 69.29 vs Continual-CLIP's frozen 66.7 on CIFAR-100; paper.md 1.2)", "Dual",
+                     metric(runs[dual], "last"), "frozen", metric(runs[frozen], "last"), {dual: runs[dual]}, regime))
+    if len(sweep) > 1:
+        def worst(rule: str) -> dict[int, float]:
+            labels = [sweep[lr][rule] for lr in sweep]
+            return combine(runs, labels, "last", lambda xs: min(0.0 if math.isnan(x) else x for x in xs))
+        reason = ""
+        for rule in ("aggressive", "conservative"):
+            if all(zo_untestable({sweep[lr][rule]: runs[sweep[lr][rule]]}) for lr in sweep):
+                reason = f"no step size of the sweep made {rule} ZO act"
+        out.append(above("Aggressive ZO* is less stable than conservative ZO: lower worst Last over the ZO step "
+                         "sizes (a divergence counts as 0%)",
+                         f"ZO* oscillates and is the worst variant (Dual ZO* {paper.ABLATION['dual aggressive (ZO*)']} Last)",
+                         "conservative, worst", worst("conservative"), "ZO*, worst", worst("aggressive"),
+                         reason=reason))
     return out
 
 
-def branch_wise(scores: Mapping[str, Scores]) -> list[Verdict]:
-    """Notebook 02, over ``scores`` of ``fo``, ``dual``, ``vision`` and ``language`` (Last).
+# --------------------------------------------------------------------------- notebook 02
 
-    "About as good as FO" is read as: the better single-branch assignment recovers at least
-    half of what Dual loses against FO.
+
+def branch_wise(runs: Mapping[str, Runs], regime: str = "", controls: Mapping[str, str] | None = None) -> list[Verdict]:
+    """Notebook 02 over ``runs`` with labels ``fo``, ``dual``, ``vision``, ``language`` (this regime's),
+    and ``controls`` ``{method: label of its control}`` (the same mask, ZO units held fixed).
+
+    "About as good as FO" is read as: the better single-branch assignment (by mean Last) recovers at
+    least half of what Dual loses against FO, per seed.
     """
-    last = {m: s["last"] for m, s in scores.items()}
-    others = min(last["fo"], last["vision"], last["language"])
-    best = max(("vision", "language"), key=last.get)
-    midpoint = last["dual"] + 0.5 * (last["fo"] - last["dual"])
-    return [
-        above("Dual is the worst of FO, Dual, Vision and Language (Last)",
-              f"Dual {_reported_delta('dual', 'last')}", "the worst of the others", others, "Dual", last["dual"]),
+    zo = {m: runs[m] for m in ("dual", "vision", "language")}
+    last = {m: metric(runs[m], "last") for m in ("fo", "dual", "vision", "language")}
+    others = {s: min(last[m][s] for m in ("fo", "vision", "language")) for s in last["dual"]}
+    best = max(("vision", "language"), key=lambda m: _mean(list(last[m].values())))
+    midpoint = {s: last["dual"][s] + 0.5 * (last["fo"][s] - last["dual"][s]) for s in last["dual"]}
+    out = [
+        above("Dual is the worst of FO, Dual, Vision and Language (Last)", f"Dual {_reported_delta('dual', 'last')}",
+              "the worst of the others", others, "Dual", last["dual"], zo, regime),
         above("Language-ZO beats Vision-ZO (Last)",
               f"Language {_reported_delta('language', 'last')}, Vision {_reported_delta('vision', 'last')}",
-              "Language", last["language"], "Vision", last["vision"]),
+              "Language", last["language"], "Vision", last["vision"],
+              {"vision": runs["vision"], "language": runs["language"]}, regime),
         above("Single-branch ZO is about as good as FO: the better one recovers at least half of Dual's loss (Last)",
               f"Language {_reported_delta('language', 'last')}", f"best single branch ({best})", last[best],
-              "midpoint of Dual and FO", midpoint),
+              "midpoint of Dual and FO", midpoint, {best: runs[best], "dual": runs["dual"]}, regime),
     ]
-
-
-def layer_wise(scores: Mapping[str, Scores]) -> list[Verdict]:
-    """Notebook 03, over ``scores`` of ``fo`` and layer-wise methods (``hop-*``, ``prefix*``, ``suffix*``)."""
-    hop = [s for m, s in scores.items() if m.startswith("hop")]
-    block = [s for m, s in scores.items() if m.startswith(("prefix", "suffix"))]
-    layered = {m: s for m, s in scores.items() if m != "fo"}
-    best = max(layered, key=lambda m: layered[m]["last"])
-    best_reported = paper.BRANCH_WISE[("CIFAR Inc10", "last")]
-    out = [above(f"Interleaved (Hop) beats consecutive (Prefix/Suffix) layers, mean {m.capitalize()}",
-                 "interleaved better (text, no table)", "Hop mean", mean(s[m] for s in hop),
-                 "Prefix/Suffix mean", mean(s[m] for s in block)) for m in ("last", "avg")]
-    out.append(above("The best layer-wise configuration beats FO (Last)",
-                     f"CIFAR Inc10: {best_reported['best_layerwise_method']} {best_reported['best_layerwise']} "
-                     f"vs FO {best_reported['fo']}", f"best ({best})", layered[best]["last"], "FO",
-                     scores["fo"]["last"]))
+    for method, control in (controls or {}).items():
+        out.append(above(f"ZO updates help: {method.capitalize()}-ZO beats its control, ZO units held fixed (Last)",
+                         "not reported (a question the paper leaves open)", method, metric(runs[method], "last"),
+                         "control", metric(runs[control], "last"), {method: runs[method]}, regime))
     return out
 
 
-def mozo(aggressive: Scores, conservative: Scores, sign: Scores, base: Scores, mozo: Scores) -> list[Verdict]:
-    """Notebook 05: the ablation order (ZO* < conservative < + sign) and MoZO over its Hop-even base."""
-    def gains(metric: str) -> str:
-        g = [after - before for (_, m), (before, after) in paper.MOZO.items() if m == metric]
+# --------------------------------------------------------------------------- notebook 03
+
+
+def layer_wise(runs: Mapping[str, Runs], methods: Mapping[str, Any], regime: str = "",
+               controls: Mapping[str, str] | None = None) -> list[Verdict]:
+    """Notebook 03 over ``runs`` with ``fo`` and layer-wise labels; ``methods`` maps each layer-wise
+    label to its parsed :class:`~zolib.optim.methods.Method` (for interleaved/consecutive);
+    ``controls`` maps a layer-wise label to its control's label."""
+    hop = [l for l, m in methods.items() if m.interleaved]
+    block = [l for l, m in methods.items() if m.consecutive]
+    layered = list(methods)
+    zo = {l: runs[l] for l in layered}
+    out = []
+    if hop and block:
+        out += [above(f"Interleaved (Hop) beats consecutive (Prefix/Suffix) layers, mean {m.capitalize()}",
+                      "interleaved better (text, no table)", "Hop mean", combine(runs, hop, m, _mean),
+                      "Prefix/Suffix mean", combine(runs, block, m, _mean), zo, regime) for m in ("last", "avg")]
+    best = max(layered, key=lambda l: _mean(list(metric(runs[l], "last").values())))
+    rep = paper.BRANCH_WISE[("CIFAR Inc10", "last")]
+    out.append(above("The best layer-wise configuration beats FO (Last; best chosen by mean Last, so the "
+                     "comparison favours it)", f"CIFAR Inc10: {rep['best_layerwise_method']} {rep['best_layerwise']} "
+                     f"vs FO {rep['fo']}", f"best ({best})", metric(runs[best], "last"), "FO",
+                     metric(runs["fo"], "last"), {best: runs[best]}, regime))
+    if controls:
+        out.append(above("ZO updates help: layer-wise ZO beats its control, ZO units held fixed (mean over the "
+                         "configurations, Last)", "not reported (a question the paper leaves open)", "ZO",
+                         combine(runs, list(controls), "last", _mean), "controls",
+                         combine(runs, list(controls.values()), "last", _mean), {l: runs[l] for l in controls},
+                         regime))
+    return out
+
+
+# --------------------------------------------------------------------------- notebook 05
+
+
+def mozo(runs: Mapping[str, Runs], aggressive: str, conservative: str, sign: str, modality: str, base: str,
+         mozo_label: str, regime: str = "") -> list[Verdict]:
+    """Notebook 05: the ablation order (ZO* < conservative < + sign < + modality eps, on Dual) and
+    MoZO over its Hop-even base; arguments are labels in ``runs``."""
+    def gains(m: str) -> str:
+        g = [after - before for (_, mm), (before, after) in paper.MOZO.items() if mm == m]
         return f"{min(g):+.2f} to {max(g):+.2f} points over the Hop-even base (reported rows)"
+
+    def step(claim, a, b):
+        return above(claim, paper.ABLATION_ORDER, a, metric(runs[a], "last"), b, metric(runs[b], "last"),
+                     {a: runs[a], b: runs[b]}, regime)
     return [
-        above("Conservative ZO beats aggressive ZO* (Dual, Last)", paper.ABLATION_ORDER,
-              "conservative", conservative["last"], "ZO*", aggressive["last"]),
-        above("Sign normalisation improves conservative ZO (Dual, Last)", paper.ABLATION_ORDER,
-              "+ sign", sign["last"], "conservative", conservative["last"]),
-        *[above(f"MoZO beats its Hop-even base ({m.capitalize()})", gains(m), "MoZO", mozo[m], "Hop-even base", base[m])
+        step("Conservative ZO beats aggressive ZO* (Dual, Last)", conservative, aggressive),
+        step("Sign normalisation improves conservative ZO (Dual, Last)", sign, conservative),
+        step("Modality eps (eps_v < eps_l) improves sign-normalised ZO (Dual, Last)", modality, sign),
+        *[above(f"MoZO beats its Hop-even base ({m.capitalize()})", gains(m), "MoZO", metric(runs[mozo_label], m),
+                "Hop-even base", metric(runs[base], m), {mozo_label: runs[mozo_label], base: runs[base]}, regime)
           for m in ("last", "avg")],
     ]
 
 
-def gradient_variance(vision: Mapping[str, float], language: Mapping[str, float],
-                      p_values: Mapping[str, float]) -> list[Verdict]:
-    """Notebook 04: the vision estimate is noisier than the language one.
+# --------------------------------------------------------------------------- notebook 04
 
-    ``vision`` and ``language`` hold the median ``rel_variance``, ``ratio`` (relative variance
-    over its theory d + 1) and ``cosine``; ``p_values`` the Mann-Whitney p of each.
-    """
+
+def gradient_variance(per_run: Sequence[Mapping[str, Mapping[str, float]]]) -> list[Verdict]:
+    """Notebook 04 over the paper's 5-run design: ``per_run[i] = {"vision": stats, "language": stats}``
+    with each branch's median ``rel_variance``, ``ratio`` (relative variance / (d + 1)) and ``cosine``.
+    Runs are paired (same model, batch and warm-up within a run)."""
+    def of(branch: str, key: str) -> dict[int, float]:
+        return {i: float(r[branch][key]) for i, r in enumerate(per_run)}
     claim = "Vision ZO estimates are noisier than language ones"
     return [
-        significant(above(f"{claim}: relative variance per unit", "vision variance higher (figure)",
-                          "vision", vision["rel_variance"], "language", language["rel_variance"], tie=0),
-                    p_values["rel_variance"]),
-        significant(above(f"{claim}: cosine to the true gradient (lower is noisier)", "vision variance higher",
-                          "language", language["cosine"], "vision", vision["cosine"], tie=0), p_values["cosine"]),
-        significant(above(f"{claim} beyond their dimension: relative variance / (d + 1)",
-                          "a rougher vision landscape (text)", "vision", vision["ratio"], "language",
-                          language["ratio"], tie=0), p_values["ratio"]),
+        above(f"{claim}: relative variance per unit (median)", "vision variance higher (figure, 5 runs)",
+              "vision", of("vision", "rel_variance"), "language", of("language", "rel_variance")),
+        above(f"{claim}: cosine to the true gradient (lower is noisier)", "vision variance higher (5 runs)",
+              "language", of("language", "cosine"), "vision", of("vision", "cosine")),
+        above(f"{claim} beyond their dimension: relative variance / (d + 1)", "a rougher vision landscape (text)",
+              "vision", of("vision", "ratio"), "language", of("language", "ratio")),
     ]
 
 
+# --------------------------------------------------------------------------- notebook 06
+
+
+def exact(claim: str, reported: str, a_name: str, a: float, b_name: str, b: float) -> Verdict:
+    """A deterministic comparison "a is above b" (bytes): agrees or disagrees by the numbers."""
+    return Verdict(claim, reported, f"{a_name} {a:.4g} vs {b_name} {b:.4g} (deterministic: bytes do not vary "
+                   f"with the seed)", "agrees" if a > b else "disagrees", mean_diff=a - b)
+
+
 def memory(ratio_to_fo: Mapping[str, float], adapter: str = "moe", context: str = "") -> list[Verdict]:
-    """Notebook 06, over peak memory / FO's of ``dual``, ``vision`` and ``language`` with
-    ``adapter`` (moe | lora); ``context`` (model, batch) goes into the claim's text."""
+    """Notebook 06, over peak memory / FO's of ``dual``, ``vision`` and ``language`` with ``adapter``."""
     rep = paper.memory_ratios(adapter)
     r = ratio_to_fo
     where = f" ({adapter}{', ' + context if context else ''})"
     return [
-        above(f"Dual ZO needs the least memory, peak / FO{where}", f"Dual {rep['dual']:.3f} of FO",
-              "the least of Vision and Language", min(r["vision"], r["language"]), "Dual", r["dual"], tie=0.005),
-        above(f"Vision-ZO needs less memory than Language-ZO, peak / FO{where}",
-              f"Vision {rep['vision']:.3f}, Language {rep['language']:.3f} of FO",
-              "Language", r["language"], "Vision", r["vision"], tie=0.005),
+        exact(f"Dual ZO needs the least memory, peak / FO{where}", f"Dual {rep['dual']:.3f} of FO",
+              "the least of Vision and Language", min(r["vision"], r["language"]), "Dual", r["dual"]),
+        exact(f"Vision-ZO needs less memory than Language-ZO, peak / FO{where}",
+              f"Vision {rep['vision']:.3f}, Language {rep['language']:.3f} of FO", "Language", r["language"],
+              "Vision", r["vision"]),
     ]
 
 
-def scores(table, key: str = "method") -> dict[str, dict[str, float]]:
-    """Mean Last and Avg per ``key`` (a column of :meth:`zolib.nb.Session.summary`'s table),
-    over its benchmarks: ``{key value: {"last": ..., "avg": ...}}``."""
-    means = table.groupby(key)[["last", "avg"]].mean()
-    return {k: {"last": float(r["last"]), "avg": float(r["avg"])} for k, r in means.iterrows()}
-
-
-def frame(verdicts: list[Verdict]):
+def frame(verdicts: Sequence[Verdict]):
     """The verdicts as a pandas DataFrame, one row per claim."""
     import pandas as pd
-    return pd.DataFrame([asdict(v) for v in verdicts], columns=["verdict", "claim", "reported", "measured"])
+    return pd.DataFrame([{"verdict": v.verdict, "regime": v.regime, "claim": v.claim, "reported": v.reported,
+                          "measured": v.measured, "why not testable": v.reason} for v in verdicts])
 
 
-def as_records(verdicts: list[Verdict]) -> list[dict[str, Any]]:
-    """The verdicts as plain dicts, for a results JSON."""
+def as_records(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+    """The verdicts as plain dicts, for a results JSON (per-seed values and intervals included)."""
     return [asdict(v) for v in verdicts]

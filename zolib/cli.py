@@ -1,19 +1,35 @@
-"""The ``zolib`` command line: experiment, info, data, notebooks.
+"""The ``zolib`` command line: experiment, sweep, notebooks, info, data, world, profiles.
 
 Every bad value exits with status 2 and one line that lists the valid values; a
 :class:`~zolib.errors.ZolibError` raised anywhere is printed the same way, never as a
-traceback.
+traceback. ``zolib experiment``'s options are derived from the experiment config's fields
+(:mod:`zolib.cl.config`) and the ZO settings' (:class:`zolib.optim.ZOConfig`), under the same names.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import ZolibError
+
+CLI_ONLY = ("benchmark", "method", "seed")  # declared by hand below (with choices and help)
+HELP = {
+    "protocol": "class-incremental protocol (default: the benchmark's)",
+    "adapter": "moe | lora", "zo_lr": "ZO step size (default: lr, the paper's literal setting; 0 holds ZO units fixed)",
+    "rule": "aggressive | conservative", "sign": "none | elementwise | projected",
+    "estimator": "one-sided | two-sided", "distribution": "gaussian | rademacher", "perturbation": "joint | block",
+    "q": "ZO directions averaged per step", "eps": "ZO perturbation scale", "eps_vision": "eps of vision units",
+    "eps_text": "eps of text units", "max_steps_per_task": "steps per task (0: one epoch; with --dry-run: 2)",
+    "fo_train_mode": "true: FO units train with dropout and router noise (default); false: eval mode",
+    "adam_betas": "ZO-Adam betas, e.g. 0.9,0.999", "device": "auto | cpu | cuda | cuda:N",
+    "mix": "the paper's lambda: ZO update scale relative to FO",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,70 +40,95 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value in ("true", "1", "yes")
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers like 0.9,0.999, got {text!r}") from None
+    return a, b
+
+
+def _converter(annotation: str):
+    kind = annotation.replace(" | None", "").strip()
+    return {"int": int, "float": float, "str": str, "bool": _bool, "tuple[float, float]": _pair}[kind]
+
+
+def config_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Add one ``--flag`` per experiment and ZO field (same name, dashes for underscores); returns the names."""
+    from .cl.config import ExperimentConfig
+    from .optim.zo import ZOConfig
+    names = []
+    group = parser.add_argument_group("experiment settings (default: the profile's)")
+    zo_group = parser.add_argument_group("ZO settings (zolib.optim.ZOConfig; default: the method's)")
+    for cls, where in ((ExperimentConfig, group), (ZOConfig, zo_group)):
+        for f in dataclasses.fields(cls):
+            if f.name in CLI_ONLY or f.name in ("zo", "zo_mask"):
+                continue
+            where.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_converter(str(f.type)),
+                               default=None, metavar=f.name.upper(), help=HELP.get(f.name))
+            names.append(f.name)
+    return names
+
+
 def _methods_epilog() -> str:
-    from .optim.presets import METHODS
-    width = max(map(len, METHODS))
-    return "methods:\n" + "\n".join(f"  {name:<{width}}  {line}" for name, line in METHODS.items())
+    from .optim.methods import listing
+    methods = listing()
+    width = max(map(len, methods))
+    return "methods:\n" + "\n".join(f"  {name:<{width}}  {line}" for name, line in methods.items())
 
 
 def _add_experiment(sub) -> None:
-    from .cl.config import BENCHMARKS, PROFILES
-    from .optim.presets import METHODS
-    p = sub.add_parser("experiment", help="run a class-incremental experiment",
-                       description="Train task by task and write a result JSON (last, avg, forgetting, "
-                                   "zero_shot, acc_matrix, config, versions).",
+    from .cl.config import BENCHMARKS
+    from .cl.profiles import PROFILES
+    p = sub.add_parser("experiment", help="run one class-incremental experiment",
+                       description="Train task by task and write a result JSON (last, avg, forgetting, zero_shot, "
+                                   "acc_matrix, movement, picks, zo_effect, world, config, versions).",
                        epilog=_methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--benchmark", choices=BENCHMARKS, default=None,
-                   help="default: the profile's (workshop: cifar100), else synthetic")
-    p.add_argument("--protocol", default=None, help="class-incremental protocol (default: the benchmark's)")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default=None, help="default: the profile's")
     p.add_argument("--method", default="fo", metavar="METHOD",
                    help="FO/ZO assignment and rules (listed below); also custom:vision=0101...,text=...")
     p.add_argument("--profile", choices=list(PROFILES), default="smoke")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="result JSON (default results/<benchmark>-<method>-<profile>-s<seed>.json)")
-    p.add_argument("--adapter", choices=["moe", "lora"], default=None)
-    p.add_argument("--zo-rule", dest="zo_rule", default=None, help="aggressive | conservative")
-    p.add_argument("--sign", default=None, help="none | elementwise | projected")
-    p.add_argument("--eps", type=float, default=None, help="ZO perturbation scale for every unit")
-    p.add_argument("--eps-vision", dest="eps_vision", type=float, default=None)
-    p.add_argument("--eps-text", dest="eps_text", type=float, default=None)
-    p.add_argument("--q", type=int, default=None, help="ZO directions averaged per step")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None, help="steps per task (default: one epoch; with --dry-run: 2)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", type=Path, default=None,
+                   help="result JSON (default results/<benchmark>-<method>-<profile>-s<seed>.json)")
     p.add_argument("--weights", default=None, help="local OpenAI ViT-B-16.pt for machines without internet")
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="real architecture, random weights, synthetic inputs: check memory and time")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_experiment, methods=METHODS)
+    p.set_defaults(func=_run_experiment, config_fields=config_flags(p))
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
-    from .cl.config import profile_config
-    from .optim.presets import check_method
-    check_method(args.method)
+    from .cl.profiles import get_profile
     if args.weights:
         os.environ["ZOLIB_CLIP_WEIGHTS"] = args.weights
-    overrides = {k: getattr(args, k) for k in ("benchmark", "protocol", "method", "adapter", "zo_rule", "sign", "eps",
-                                               "eps_vision", "eps_text", "q", "lr", "batch_size", "epochs", "device",
-                                               "seed")}
+    overrides = {k: getattr(args, k) for k in args.config_fields if getattr(args, k) is not None}
+    overrides.update(method=args.method, seed=args.seed)
     if args.dry_run:
         from .cl.dryrun import dry_run
-        cfg = profile_config(args.profile, **overrides)
-        report = dry_run(cfg, steps=args.steps or 2, progress=not args.quiet)
+        steps = overrides.pop("max_steps_per_task", None) or 2
+        cfg = get_profile(args.profile).experiment(args.benchmark, **overrides)
+        report = dry_run(cfg, steps=steps, progress=not args.quiet)
         print(json.dumps({k: v for k, v in report.items() if k not in ("config", "versions")}, indent=2))
         if args.out:
             from .runtime import atomic_write_json
             atomic_write_json(args.out, report)
         return 0
     from .cl.trainer import run_experiment
-    cfg = profile_config(args.profile, max_steps_per_task=args.steps, **overrides)
-    out = args.out or Path("results") / f"{cfg.benchmark}-{cfg.method}-{args.profile}-s{cfg.seed}.json"
+    cfg = get_profile(args.profile).experiment(args.benchmark, **overrides)
+    out = args.out or Path("results") / f"{cfg.benchmark}-{cfg.method.replace(':', '_')}-{args.profile}-s{cfg.seed}.json"
     result = run_experiment(cfg, out, progress=not args.quiet)
+    effect = result.get("zo_effect")
+    moved = f"  ZO changed {effect['flip_rate']:.2%} of predictions" if effect else ""
     print(f"zero-shot {result['zero_shot']:.2f}  last {result['last']:.2f}  avg {result['avg']:.2f}  "
-          f"forgetting {result['forgetting']:.2f}  bwt {result['bwt']:.2f}  ->  {out}")
+          f"forgetting {result['forgetting']:.2f}  bwt {result['bwt']:.2f}{moved}  ->  {out}")
     return 0
 
 
@@ -116,6 +157,46 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_world(sub) -> None:
+    p = sub.add_parser("world", help="the offline world: fingerprint, or regenerate the tiny CLIP's weights")
+    p.add_argument("action", choices=["info", "pretrain"],
+                   help="info: the shipped weights' and the benchmark draw's SHA-256; pretrain: pretrain the "
+                        "tiny CLIP again (about 6 minutes on 2 cores) and write the weights file")
+    p.add_argument("--profile", default="cpu", help="info: the profile whose benchmark draw is hashed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="pretrain: steps (default: PretrainConfig's)")
+    p.add_argument("--out", type=Path, default=None, help="pretrain: weights file (default: the shipped one)")
+    p.set_defaults(func=_run_world)
+
+
+def _run_world(args: argparse.Namespace) -> int:
+    if args.action == "info":
+        from .cl.world import fingerprint
+        print(json.dumps(fingerprint(args.profile, args.seed), indent=2))
+        return 0
+    import time
+    from .models.tiny import WEIGHTS, PretrainConfig, pretrain, save_pretrained
+    cfg = PretrainConfig() if args.steps is None else dataclasses.replace(PretrainConfig(), steps=args.steps)
+    start = time.perf_counter()
+    model = pretrain(cfg)
+    record = save_pretrained(model, cfg, args.out or WEIGHTS, time.perf_counter() - start)
+    print(f"wrote {args.out or WEIGHTS} (sha256 {record['sha256'][:12]}..., zero-shot {record['zero_shot']:.2f}%); "
+          f"commit it with its .json record")
+    return 0
+
+
+def _add_profiles(sub) -> None:
+    p = sub.add_parser("profiles", help="what each profile runs: benchmarks, seeds, budget")
+    p.set_defaults(func=_run_profiles)
+
+
+def _run_profiles(args: argparse.Namespace) -> int:
+    from .cl.profiles import PROFILES
+    for p in PROFILES.values():
+        print(f"{p.name:<9} {p.summary}; seeds {list(p.seeds)}; {p.budget}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``zolib`` parser."""
     from .data.cli import add_data_parser
@@ -124,17 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment(sub)
     _add_info(sub)
     add_data_parser(sub)
+    _add_world(sub)
+    _add_profiles(sub)
     try:
-        from .notebooks import add_notebooks_parser
+        from .notebooks import add_notebooks_parser, add_sweep_parser
     except ImportError:  # the notebook runner needs papermill (pip install -e .[dev])
         pass
     else:
         add_notebooks_parser(sub)
+        add_sweep_parser(sub)
     return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f"zolib: warning: {message}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zolib`` command."""
+    warnings.showwarning = _one_line_warning
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -142,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"zolib: error: {err}\n")
         return err.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("zolib: interrupted; finished tasks are kept, rerun the same command to resume\n")
+        sys.stderr.write("zolib: interrupted; finished tasks and runs are kept, rerun the same command to resume\n")
         return 130
 
 

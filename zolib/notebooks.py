@@ -1,15 +1,21 @@
-"""``zolib notebooks``: execute the notebooks in order with papermill, per profile.
+"""``zolib notebooks`` and ``zolib sweep``: plan the runs the notebooks need, compute the missing
+ones in parallel (or on a cluster), then execute the notebooks in order with papermill.
 
-Executed copies go to ``build/<profile>/`` (ignored by git); each notebook writes its
-figures (PDF + PNG) and one results JSON to ``figures/<profile>/``. The run stops at the
-first failing notebook and names it and the failing cell. Parameters come from
-``notebooks/params/<profile>.yaml`` (section ``all`` plus a section per notebook) and
-``-p NAME VALUE``; a parameter a notebook does not declare is an error, not a warning.
+Executed copies go to ``build/<profile>/`` (ignored by git); each notebook writes its figures
+(PDF + PNG) and one results JSON to ``figures/<profile>/``. A notebook's runs are declared in
+:mod:`zolib.studies`; :func:`plan` reads each selected notebook's parameters (its parameters cell,
+then the profile's :attr:`~zolib.cl.profiles.Profile.notebooks`, then ``-p NAME VALUE``) and
+collects them without executing anything. ``zolib notebooks`` first runs what the store lacks
+through the local executor (one progress bar), then renders from the store. The run stops at
+the first failing notebook and names it and the failing cell; a parameter a notebook does not
+declare is an error, not a warning.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import logging
 import os
 import sys
 import time
@@ -18,8 +24,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from .cl.config import PROFILES
-from .errors import ZolibError, check_choice
+from .cl.profiles import PROFILES, get_profile
+from .cl.store import Request, Store
+from .errors import ZolibError
 from .runtime import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -38,18 +45,35 @@ def notebooks(only: Sequence[str] | None = None) -> list[Path]:
     return picked
 
 
+def declared(notebook: Path) -> dict[str, Any]:
+    """The parameters a notebook declares, with the default values of its parameters cell."""
+    import papermill
+    return {name: ast.literal_eval(spec["default"]) for name, spec in papermill.inspect_notebook(str(notebook)).items()}
+
+
 def parameters(profile: str, notebook: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters papermill injects into ``notebook`` for ``profile``, validated."""
-    import papermill
-    check_choice("profile", profile, PROFILES)
-    spec = yaml.safe_load((NOTEBOOK_DIR / "params" / f"{profile}.yaml").read_text()) or {}
-    values = {**spec.get("all", {}), **spec.get(notebook.stem, {}), **(extra or {}), "profile": profile}
-    declared = set(papermill.inspect_notebook(str(notebook)))
-    unknown = sorted(set(values) - declared)
+    values = {**get_profile(profile).notebook_params(notebook.stem), **(extra or {}), "profile": profile}
+    names = declared(notebook)
+    unknown = sorted(set(values) - set(names))
     if unknown:
         raise ZolibError(f"{notebook.name} does not declare parameter(s) {', '.join(unknown)}; "
-                         f"it declares: {', '.join(sorted(declared))}")
+                         f"it declares: {', '.join(sorted(names))}")
     return values
+
+
+def plan(profile: str, only: Sequence[str] | None = None, extra: dict[str, Any] | None = None) -> list[Request]:
+    """Every run the selected notebooks need in ``profile``, collected without executing them."""
+    from . import studies
+    out: list[Request] = []
+    for nb in notebooks(only):
+        build = studies.NOTEBOOK_STUDIES.get(nb.stem)
+        if build is None:
+            continue
+        params = {**declared(nb), **parameters(profile, nb, extra)}
+        reqs = studies.requests(profile, build(params), seeds=studies.notebook_seeds(nb.stem, profile))
+        out += reqs.values()
+    return out
 
 
 def _failed_cell(output: Path) -> str:
@@ -76,30 +100,47 @@ def _pin_kernel() -> None:
 
 
 def run_notebooks(profile: str, only: Sequence[str] | None = None, extra: dict[str, Any] | None = None,
-                  timeout: int | None = None) -> list[Path]:
-    """Execute the notebooks of ``profile`` in order; returns the executed copies."""
+                  timeout: int | None = None, jobs: int | None = None, threads: int = 1) -> list[Path]:
+    """Compute the runs the selected notebooks lack (local executor, ``jobs`` processes), then
+    execute the notebooks of ``profile`` in order; returns the executed copies."""
     import papermill
-    check_choice("profile", profile, PROFILES)
+    from .cl.sweep import default_jobs, run_sweep
+    get_profile(profile)
     selected = notebooks(only)
     params = {nb: parameters(profile, nb, extra) for nb in selected}  # validate all before running any
+    store = Store()
+    requests = plan(profile, only, extra)
+    report = run_sweep(requests, store, "local", jobs=jobs or default_jobs(), threads=threads)
+    if report.plan.total:
+        print(f"{report.plan.describe()}; {report.describe()}", flush=True)
+    if report.failed:
+        raise ZolibError(f"{len(report.failed)} run(s) failed, e.g. {report.failed[0]['what']}: "
+                         f"{report.failed[0]['error']} (log: {report.failed[0]['log']}); rerun to retry them")
     out_dir = BUILD_DIR / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TQDM_MININTERVAL", "10")
     _pin_kernel()
     os.environ.setdefault("ZOLIB_FRONTEND", "0")  # interactive cells degrade to static output
-    done = []
-    for i, nb in enumerate(selected, 1):
+    logging.getLogger("traitlets").setLevel(logging.ERROR)  # the kernel's TCP-without-encryption notice, per notebook
+
+    def execute(i_nb: tuple[int, Path]) -> Path:
+        i, nb = i_nb
         output = out_dir / nb.name
         print(f"[{i}/{len(selected)}] {nb.name} ({profile}) ...", flush=True)
         start = time.perf_counter()
         try:
             papermill.execute_notebook(str(nb), str(output), parameters=params[nb], kernel_name="python3",
-                                       cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=timeout)
+                                       cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=timeout,
+                                       log_output=False)
         except papermill.PapermillExecutionError as err:
             raise ZolibError(f"{nb.name} failed in {_failed_cell(output)}; executed copy: {output}") from err
         print(f"[{i}/{len(selected)}] {nb.name} done in {time.perf_counter() - start:.0f} s", flush=True)
-        done.append(output)
-    return done
+        return output
+
+    # every run is stored by now, so the notebooks only render: run them side by side, one per worker
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs or default_jobs(), len(selected)))) as pool:
+        return list(pool.map(execute, enumerate(selected, 1)))
 
 
 def add_notebooks_parser(subparsers) -> None:
@@ -110,13 +151,67 @@ def add_notebooks_parser(subparsers) -> None:
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a notebook parameter (YAML value)")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--jobs", type=int, default=None, help="parallel runs for what the store lacks "
+                   "(default: $ZOLIB_JOBS, else one per CPU core, one on a GPU)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     extra = {name: yaml.safe_load(value) for name, value in args.p}
     start = time.perf_counter()
-    done = run_notebooks(args.profile, args.only, extra, args.timeout)
+    done = run_notebooks(args.profile, args.only, extra, args.timeout, args.jobs, args.threads)
     print(f"{len(done)} notebook(s) executed in {time.perf_counter() - start:.0f} s; "
           f"figures in figures/{args.profile}/, executed copies in build/{args.profile}/", file=sys.stderr)
     return 0
+
+
+def add_sweep_parser(subparsers) -> None:
+    """Add ``zolib sweep`` to the main parser."""
+    p = subparsers.add_parser(
+        "sweep", help="run every experiment the notebooks need: in parallel here, or as Slurm job arrays",
+        description="Collect every run the selected notebooks need in a profile (without executing them), show "
+                    "the plan, and compute what the store lacks through submitit. Interrupted sweeps resume; "
+                    "`zolib notebooks` then renders from the store.")
+    p.add_argument("--profile", choices=list(PROFILES), default="smoke")
+    p.add_argument("--only", nargs="+", default=None, metavar="NN", help="notebook numbers, e.g. 01 03")
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a notebook parameter (YAML value), as for `zolib notebooks`")
+    p.add_argument("--executor", choices=["local", "slurm", "debug"], default="local")
+    p.add_argument("--jobs", type=int, default=None, help="local: parallel processes (default: one per CPU core)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    p.add_argument("--store", default=None, help="run store folder (default $ZOLIB_STORE, else ~/.cache/zolib/store); "
+                   "on a cluster, a filesystem the nodes share")
+    p.add_argument("--plan", action="store_true", help="show the plan and stop")
+    s = p.add_argument_group("slurm")
+    s.add_argument("--partition", default=None)
+    s.add_argument("--gpus-per-node", dest="gpus_per_node", type=int, default=0)
+    s.add_argument("--cpus-per-task", dest="cpus_per_task", type=int, default=2)
+    s.add_argument("--mem-gb", dest="mem_gb", type=float, default=None)
+    s.add_argument("--time-min", dest="timeout_min", type=int, default=240, help="time limit per job, minutes")
+    s.add_argument("--account", default=None)
+    s.add_argument("--array-parallelism", dest="array_parallelism", type=int, default=64)
+    s.add_argument("--sbatch", nargs=2, action="append", default=[], metavar=("OPTION", "VALUE"),
+                   help="any other sbatch option, e.g. --sbatch qos normal")
+    p.set_defaults(func=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .cl.sweep import SlurmOptions, default_jobs, plan as plan_of, run_sweep
+    extra = {name: yaml.safe_load(value) for name, value in args.p}
+    for nb in notebooks(args.only):
+        parameters(args.profile, nb, extra)
+    if args.store:
+        os.environ["ZOLIB_STORE"] = str(Path(args.store).expanduser().resolve())
+    store = Store()
+    requests = plan(args.profile, args.only, extra)
+    the_plan = plan_of(requests, store)
+    print(f"plan ({args.profile}, store {store.root}): {the_plan.describe()}", flush=True)
+    if args.plan:
+        return 0
+    slurm = SlurmOptions(args.partition, args.gpus_per_node, args.cpus_per_task, args.mem_gb, args.timeout_min,
+                         args.account, args.array_parallelism, dict(args.sbatch))
+    report = run_sweep(requests, store, args.executor, jobs=args.jobs or default_jobs(), threads=args.threads,
+                       slurm=slurm)
+    print(report.describe(), flush=True)
+    return 1 if report.failed else 0

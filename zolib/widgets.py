@@ -2,9 +2,9 @@
 
 - :func:`mask_picker`: a 2 x L grid of toggle buttons (vision row, text row; layers 0..L-1 left
   to right, zolib numbers layers from 0); a pressed button = that unit is ZO. Its callback gets
-  the mask ``{"vision": [bool] * L, "text": [bool] * L}`` and its ``custom:`` method string.
-- :func:`mask_to_method` / :func:`method_to_mask`: between such masks and method names
-  (``custom:vision=0101...,text=...`` or any preset such as ``hop-odd-vision``).
+  the mask ``{"vision": [bool] * L, "text": [bool] * L}`` and its ``custom:`` method string
+  (:func:`zolib.optim.methods.custom`).
+- :func:`method_to_mask`: the mask of any method name, from the method registry.
 - :func:`has_frontend`: False under papermill, plain Python or a terminal IPython, so a cell can
   do ``if widgets.has_frontend(): display(picker) else: print("interactive cell: open in Jupyter")``.
 
@@ -14,36 +14,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import OrderedDict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
-from .models.units import BRANCHES
-from .optim.presets import resolve_method
+from .optim.methods import BRANCHES, custom, resolve_mask
 
 Mask = dict[str, list[bool]]
 ROW_LABELS = {"vision": "vision", "text": "text"}
 
 
-def mask_to_method(mask: Mapping[str, Sequence[bool]]) -> str:
-    """``{"vision": [True = ZO, ...], "text": [...]}`` -> ``"custom:vision=0101...,text=0000..."``
-    (``language`` is accepted for ``text``; digits are layers 0, 1, ... left to right), the string
-    :func:`zolib.optim.build_optimizer` and :func:`zolib.optim.parse_mask` read."""
-    parts = []
-    for branch, bits in mask.items():
-        branch = {"language": "text"}.get(branch, branch)
-        if branch not in BRANCHES:
-            raise ValueError(f"mask branches are {', '.join(BRANCHES)}; got {branch!r}")
-        parts.append(f"{branch}=" + "".join("1" if b else "0" for b in bits))
-    return "custom:" + ",".join(parts)
-
-
-def method_to_mask(method: str, layers: int | Mapping[str, int] = 12) -> Mask:
-    """The ZO mask of any method name (``fo``, ``hop-odd-vision``, ``custom:...``, ...) for a CLIP
-    with ``layers`` blocks per branch (an int or ``{"vision": n, "text": m}``)."""
-    counts = {b: layers for b in BRANCHES} if isinstance(layers, int) else dict(layers)
-    units = OrderedDict(((b, l), {}) for b in BRANCHES for l in range(counts[b]))
-    modes, _ = resolve_method(method, units)
-    return {b: [modes[(b, l)] == "zo" for l in range(counts[b])] for b in BRANCHES}
+def method_to_mask(method: str, layers: int = 12) -> Mask:
+    """The ZO mask (True = ZO) of any method name (``fo``, ``hop-odd-vision``, ``custom:...``, ...)
+    for a CLIP with ``layers`` blocks per branch."""
+    bits = resolve_mask(method, {b: layers for b in BRANCHES})
+    return {b: [c == "1" for c in bits[b]] for b in BRANCHES}
 
 
 def has_frontend() -> bool:
@@ -94,7 +77,7 @@ def mask_picker(on_change: Callable[[Mask, str], Any], layers: int = 12, initial
 
     def changed(_=None) -> None:
         box.mask = current()
-        on_change(box.mask, mask_to_method(box.mask))
+        on_change(box.mask, custom(box.mask))
 
     for b in BRANCHES:
         for btn in buttons[b]:

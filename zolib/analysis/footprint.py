@@ -27,7 +27,7 @@ from torch import nn
 from ..models import MoEConfig, build_adapted_clip, tokenizer, trainable_units
 from ..models.units import BRANCHES
 from ..optim import build_optimizer
-from ..widgets import mask_to_method
+from ..optim.methods import custom
 from .memory import MemoryReport, PeakMemory, branch_gates, clip_loss, measure_step, parameter_bytes
 
 # Label -> method of the configurations notebook 06 compares (zolib.optim.presets spelling).
@@ -70,7 +70,8 @@ def measure_method(model: nn.Module, closure: Callable[[], torch.Tensor], method
     opt = build_optimizer(model, method, **options)
     result, report = measure_step(lambda: opt.step(closure), model, trainable_parameters(model), [opt],
                                   gates=branch_gates(model), peak=peak)
-    report.extra.update(forwards=result.forwards, loss=result.loss, **per_branch_bytes(model, opt))
+    report.extra.update(forwards=result.forwards, loss=result.loss, cached_bytes=result.info.get("cached_bytes", 0),
+                        **per_branch_bytes(model, opt))
     return opt, report
 
 
@@ -117,6 +118,7 @@ def _row(report: MemoryReport) -> dict[str, Any]:
     row.update({f"saved_{b}_bytes": report.saved_bytes[b] for b in BRANCHES})
     row["saved_bytes"] = report.saved_bytes["total"]
     row["saved_count"] = report.saved_count["total"]
+    row["probe_cache_bytes"] = extra["cached_bytes"]  # held for the partial probes (zolib.models.partial)
     row["peak_bytes"] = report.peak_bytes
     row["cuda_peak_bytes"] = report.cuda_peak_bytes
     return row
@@ -196,7 +198,7 @@ def predict_mask_memory(model: nn.Module, mask: Mapping[str, Sequence[bool]] | s
     layers above it in the forward order), so a mask with only the last layer FO saves least.
     See notebooks/06_memory.ipynb. Peak tracking is off (saved bytes are what it is about).
     """
-    method = mask if isinstance(mask, str) else mask_to_method(mask)
+    method = mask if isinstance(mask, str) else custom(mask)
     if closure is None:
         closure = _random_closure(model, batch, image_size)
     opt, report = measure_method(model, closure, method, peak=False)

@@ -1,56 +1,71 @@
-"""Experiment configuration and the profiles that scale it from a CI smoke run to the
-paper protocol.
+"""The resolved experiment config: one object that names one computation.
 
-A profile fixes the training budget (batch size, steps, data size); the benchmark fixes
-the model (synthetic -> the tiny CLIP pretrained on synthetic captions; the real
-benchmarks -> OpenAI ViT-B/16). Defaults where the paper is silent are documented on the
-fields below and in ``notebooks/00_setup.ipynb``.
+:func:`resolve` turns what a user, a notebook or a profile asks for (a method name plus any
+experiment or ZO field, flat) into an :class:`ExperimentConfig` with nothing left open: the
+method becomes its ZO mask and settings (:mod:`zolib.optim.methods`), the ZO step size a number,
+the protocol and adapter size the benchmark's, and fields that cannot change the numbers are set
+to one canonical value (the ZO settings of a run without ZO updates, the LoRA fields of an MoE
+run, the synthetic-world fields of a real benchmark). So its :meth:`~ExperimentConfig.key` names
+the computation: conservative Dual asked for as ``method="dual"`` or as ``method="custom:..."``
+with ``rule="conservative"`` is one stored run. The method name is kept as a label only.
+
+ZO fields keep :class:`~zolib.optim.zo.ZOConfig`'s names everywhere (``zo_lr``, ``rule``, ``sign``,
+``q``, ``eps_vision``, ...): a notebook's variant ``dict(method="dual", zo_lr=0.01)``, the CLI's
+``--zo-lr 0.01`` and the results JSON's ``config.zo.zo_lr`` are the same field, which reaches
+the optimizer as ``cfg.zo``. Defaults where the paper is silent are documented on the fields.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
 
+from ..data.scenarios import PROTOCOLS, resolve_protocol
 from ..errors import ZolibError, check_choice
+from ..optim.build import ZO_FIELDS
+from ..optim.methods import mask_text, parse, resolve_mask
+from ..optim.zo import ZOConfig
 
 BENCHMARKS = ("synthetic", "cifar100", "tinyimagenet", "imagenet-r")
+LAYERS = {"zolib-tiny": {"vision": 12, "text": 12}, "ViT-B-16": {"vision": 12, "text": 12}}
+NOT_KEYED = ("method", "device", "num_workers", "eval_batch_size")  # labels and settings that leave the numbers alone
+INACTIVE_ZO = ZOConfig(zo_lr=0.0)  # the canonical ZO settings of a run without ZO updates
+
+
+class ZOWarning(UserWarning):
+    """A ZO configuration that cannot do what it looks like it does (printed as one line)."""
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that decides an experiment's numbers (and keys its cache)."""
+    """Everything that decides an experiment's numbers; build it with :func:`resolve`."""
 
     benchmark: str = "synthetic"
-    protocol: str | None = None        # e.g. CIFAR-100 "10-steps"; None = the benchmark's default
-    method: str = "fo"                 # see `zolib experiment --help` / zolib.optim.presets.METHODS
+    protocol: str = "10-steps"         # class-incremental protocol (zolib.data.scenarios.PROTOCOLS)
+    method: str = "fo"                 # the name asked for: a label, not part of the key
+    zo_mask: str = "vision=000000000000,text=000000000000"  # 1 = ZO unit, layer 0 first (from the method)
     adapter: str = "moe"               # moe | lora
-    moe_bottleneck: int | None = None  # None: 64 (paper) for ViT-B/16, 16 for the tiny CLIP
+    moe_bottleneck: int = 16           # 64 (MoE-Adapters4CL) for ViT-B/16, 16 for the tiny CLIP
     moe_experts: int = 2
     lora_rank: int = 8
     lora_alpha: float = 16.0
-    # training (MoE-Adapters4CL: AdamW lr 1e-3, wd 0, 30-step warm-up then cosine, 1 epoch)
+    # training: MoE-Adapters4CL's AdamW lr 1e-3, wd 0, 30-step warm-up then cosine, 1 epoch per task
     batch_size: int = 128
     epochs: int = 1
-    max_steps_per_task: int | None = None
+    max_steps_per_task: int = 0        # 0: no cap
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 30
-    # zeroth-order options (None = the method's default; see zolib.optim)
-    zo_rule: str | None = None
-    sign: str | None = None
-    eps: float | None = None
-    eps_vision: float | None = None
-    eps_text: float | None = None
-    q: int | None = None
-    zo_lr: float | None = None
+    warmup_fraction: float = 0.0       # > 0: warm up over this share of each task's steps instead
+    fo_train_mode: bool = True         # FO units train with dropout and router noise (zolib.optim.hybrid)
     mix: float = 1.0                   # the paper's lambda: ZO update scale relative to FO
+    zo: ZOConfig = field(default_factory=lambda: INACTIVE_ZO)
     # data size
     train_fraction: float = 1.0        # share of each task's training set (workshop profile)
     synthetic_train_per_class: int = 60
     synthetic_test_per_class: int = 20
-    synthetic_tasks: int = 10
     synthetic_hue_shift: float = 50.0  # domain shift of the benchmark vs the pretraining (zolib.data.synthetic)
     eval_batch_size: int = 256
     num_workers: int = 0
@@ -66,59 +81,109 @@ class ExperimentConfig:
         return "synthetic" if self.benchmark == "synthetic" else "openai"
 
     @property
-    def bottleneck(self) -> int:
-        if self.moe_bottleneck is not None:
-            return self.moe_bottleneck
-        return 16 if self.benchmark == "synthetic" else 64
+    def has_zo(self) -> bool:
+        """Whether any unit is ZO and moves (a ZO step above 0)."""
+        return "1" in self.zo_mask and self.zo.zo_lr > 0
+
+    @property
+    def held_fixed(self) -> bool:
+        """Whether the mask has ZO units that are held fixed (``zo_lr = 0``: a control, or frozen)."""
+        return "1" in self.zo_mask and self.zo.zo_lr == 0
+
+    @property
+    def mask(self) -> dict[str, str]:
+        return dict(part.split("=") for part in self.zo_mask.split(","))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def key(self) -> str:
-        """A short hash of every field except ``device``: the experiment cache key."""
-        d = {k: v for k, v in self.as_dict().items() if k not in ("device", "num_workers", "eval_batch_size")}
+        """A short hash of every field that decides the numbers: the run store's key."""
+        d = {k: v for k, v in self.as_dict().items() if k not in NOT_KEYED}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> "ExperimentConfig":
-        return make_config(self.as_dict() | changes)
+        """A re-resolved copy with ``changes`` (experiment or ZO field names, flat)."""
+        return resolve({**flat(self), **changes})
 
 
-# Profiles: training budgets. smoke = CI on 2 CPU cores; cpu = a laptop workshop run;
-# workshop = ViT-B/16 on CIFAR-100 within an hour on one GPU; paper = the full protocol.
-PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(batch_size=32, synthetic_train_per_class=24, synthetic_test_per_class=10,
-                  warmup_steps=2, eval_batch_size=500),
-    "cpu": dict(batch_size=32, synthetic_train_per_class=80, synthetic_test_per_class=20,
-                warmup_steps=5, eval_batch_size=500),
-    "workshop": dict(benchmark="cifar100", batch_size=128, train_fraction=0.2, num_workers=4),
-    "paper": dict(batch_size=128, num_workers=8),
-}
+EXPERIMENT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name not in ("zo", "zo_mask"))
+FIELDS = EXPERIMENT_FIELDS + ZO_FIELDS
 
 
-def field_names() -> list[str]:
-    return [f.name for f in fields(ExperimentConfig)]
+def flat(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The config's fields as :func:`resolve` takes them (experiment and ZO fields side by side)."""
+    return {**{k: getattr(cfg, k) for k in EXPERIMENT_FIELDS}, **asdict(cfg.zo)}
 
 
-def make_config(values: dict[str, Any]) -> ExperimentConfig:
-    """An :class:`ExperimentConfig` from a dict, rejecting unknown keys and bad choices."""
-    unknown = sorted(set(values) - set(field_names()))
+def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from flat ``values`` (experiment and ZO field names; None = default).
+
+    Order: the dataclass defaults, the method's settings (e.g. MoZO's), then ``values``. Unknown
+    names and bad choices raise a one-line :class:`~zolib.errors.ZolibError`; a ZO setting that
+    cannot act (:meth:`~zolib.optim.zo.ZOConfig.degeneracy`) warns with :class:`ZOWarning`.
+    """
+    unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ZolibError(f"unknown experiment parameter(s) {', '.join(unknown)}; valid: {', '.join(field_names())}")
-    cfg = ExperimentConfig(**values)
-    check_choice("benchmark", cfg.benchmark, BENCHMARKS)
-    check_choice("adapter", cfg.adapter, ("moe", "lora"))
+        raise ZolibError(f"unknown experiment parameter(s) {', '.join(unknown)}; valid: {', '.join(FIELDS)}")
+    given = {k: v for k, v in values.items() if v is not None}
+    method = str(given.get("method", "fo"))
+    settings = {**parse(method).settings, **given}
+    exp = {k: v for k, v in settings.items() if k in EXPERIMENT_FIELDS}
+    check_choice("benchmark", exp.get("benchmark", "synthetic"), BENCHMARKS)
+    benchmark = exp.get("benchmark", "synthetic")
+    exp["protocol"] = resolve_protocol(benchmark, exp.get("protocol") or None)
+    check_choice("adapter", exp.get("adapter", "moe"), ("moe", "lora"))
+    defaults = ExperimentConfig()
+    model = "zolib-tiny" if benchmark == "synthetic" else "ViT-B-16"
+    mask = resolve_mask(method, LAYERS[model])
+    lr = float(exp.get("lr", defaults.lr))
+    zo_values = {k: v for k, v in settings.items() if k in ZO_FIELDS}
+    zo = ZOConfig(**zo_values)
+    zo = replace(zo, zo_lr=float(lr if zo.zo_lr is None else zo.zo_lr))
+    if "1" not in "".join(mask.values()) or zo.zo_lr == 0:
+        zo = INACTIVE_ZO
+    adapter = exp.get("adapter", "moe")
+    canonical = {"zo_mask": mask_text(mask), "zo": zo}
+    if adapter == "moe":
+        canonical.update(lora_rank=defaults.lora_rank, lora_alpha=defaults.lora_alpha)
+        if not exp.get("moe_bottleneck"):
+            canonical["moe_bottleneck"] = 16 if benchmark == "synthetic" else 64
+    else:
+        canonical.update(moe_bottleneck=0, moe_experts=defaults.moe_experts)
+    if exp.get("warmup_fraction"):
+        canonical["warmup_steps"] = 0
+    if benchmark != "synthetic":
+        canonical.update(synthetic_train_per_class=defaults.synthetic_train_per_class,
+                         synthetic_test_per_class=defaults.synthetic_test_per_class,
+                         synthetic_hue_shift=defaults.synthetic_hue_shift)
+    try:
+        cfg = ExperimentConfig(**{**exp, **canonical})
+    except TypeError as err:  # a value of the wrong type for a field
+        raise ZolibError(f"bad experiment parameter: {err}") from None
+    _check(cfg)
+    if cfg.has_zo and cfg.zo.degeneracy():
+        warnings.warn(f"{method}: {cfg.zo.degeneracy()}", ZOWarning, stacklevel=2)
+    return cfg
+
+
+def _check(cfg: ExperimentConfig) -> None:
     if cfg.batch_size < 1 or cfg.epochs < 1:
         raise ZolibError("batch_size and epochs must be positive integers")
     if not 0 < cfg.train_fraction <= 1:
         raise ZolibError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
-    return cfg
+    if not 0 <= cfg.warmup_fraction < 1:
+        raise ZolibError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
+    if cfg.max_steps_per_task < 0:
+        raise ZolibError(f"max_steps_per_task must be >= 0 (0: no cap), got {cfg.max_steps_per_task}")
+    if cfg.protocol not in PROTOCOLS[cfg.benchmark]:
+        raise ZolibError(f"protocol {cfg.protocol!r} is not one of {cfg.benchmark}'s")
 
 
-def profile_config(profile: str, **overrides: Any) -> ExperimentConfig:
-    """The config of ``profile`` with ``overrides`` (None values are ignored)."""
-    check_choice("profile", profile, PROFILES)
-    values = dict(PROFILES[profile])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return make_config(values)
-
-
+def from_dict(d: Mapping[str, Any]) -> ExperimentConfig:
+    """The config a results JSON or checkpoint recorded (its ``as_dict`` form), resolved again."""
+    values = {k: v for k, v in d.items() if k in EXPERIMENT_FIELDS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZOWarning)
+        cfg = resolve({**values, "method": "custom:" + d["zo_mask"], **d["zo"]})
+    return replace(cfg, method=d.get("method", cfg.method))

@@ -19,8 +19,9 @@ from .trainer import build_model, make_optimizer, resolve_device
 def benchmark_shape(cfg: ExperimentConfig) -> tuple[list[list[int]], list[str], int]:
     """Tasks (label ids), class names and image size of ``cfg``'s benchmark, without its data."""
     if cfg.benchmark == "synthetic":
+        from ..data.scenarios import task_sizes
         from ..data.synthetic import class_names, class_order
-        order, k = class_order(cfg.seed), 100 // cfg.synthetic_tasks
+        order, k = class_order(cfg.seed), task_sizes("synthetic", cfg.protocol, 100)[0]
         return [order[i:i + k] for i in range(0, 100, k)], class_names(), 32
     from ..data.manifests import load_manifest
     from ..data.scenarios import make_scenario

@@ -1,29 +1,54 @@
-"""Is the synthetic world a fair stand-in for CLIP on CIFAR-100? The three figures that say so.
+"""Is the synthetic world a fair stand-in for CLIP on CIFAR-100? The figures that say so.
 
-The offline world (:mod:`zolib.data.synthetic` + the tiny CLIP of :mod:`zolib.models.tiny`)
+The offline world (:mod:`zolib.data.synthetic` + the shipped tiny CLIP of :mod:`zolib.models.tiny`)
 must behave like the real setting in the ways the paper's argument needs:
 
 - zero-shot accuracy over all classes clearly above chance (at least 3 times),
 - yet far from solved: at least 15 points below what FO adapter training on all classes at
   once (joint training, one task of 100 classes, the same budget per image) reaches,
-- and sequential FO training, task by task, visibly forgets (forgetting > 0).
+- and sequential FO training, task by task, visibly forgets (forgetting > 0). The frozen model
+  "forgets" too, from its growing label space alone (notebook 00 shows both).
 
-:func:`world_check` measures the three with the harness itself; notebooks/00_setup.ipynb shows
-them and tests/test_harness.py asserts the inequalities.
+:func:`world_check` measures them with the harness itself (stored runs); notebooks/00_setup.ipynb
+shows them and tests/test_harness.py asserts the inequalities. :func:`fingerprint` gives the
+hashes that make the world the same on every machine.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .config import profile_config
+from .profiles import get_profile
+from .store import Request, Store
 
 
-def world_check(profile: str = "smoke", seed: int = 0, **overrides: Any) -> dict[str, float]:
-    """Zero-shot, chance, joint-FO and sequential-FO figures of the synthetic world (cached runs)."""
-    from ..nb import cached_experiment
-    cfg = profile_config(profile, benchmark="synthetic", method="fo", seed=seed, **overrides)
-    sequential = cached_experiment(cfg, progress=False)
-    joint = cached_experiment(cfg.replace(synthetic_tasks=1), progress=False)
-    return {"chance": 100 / 100, "zero_shot": sequential["zero_shot"], "joint_fo": joint["last"],
-            "sequential_fo_last": sequential["last"], "sequential_fo_avg": sequential["avg"],
-            "sequential_fo_forgetting": sequential["forgetting"]}
+RUNS: dict[str, dict[str, Any]] = {"FO": {"method": "fo"}, "joint FO": {"method": "fo", "protocol": "joint"},
+                                   "frozen": {"method": "frozen"}}
+"""The world check's runs: sequential FO, joint FO (one task of all 100 classes), the frozen model."""
+
+
+def requests(profile: str = "smoke", seed: int = 0) -> dict[str, Request]:
+    """The :data:`RUNS` of the world check as requests."""
+    p = get_profile(profile)
+    return {label: Request(p.experiment("synthetic", seed=seed, **over)) for label, over in RUNS.items()}
+
+
+def world_check(profile: str = "smoke", seed: int = 0, store: Store | None = None) -> dict[str, float]:
+    """Zero-shot, chance, joint-FO, sequential-FO and frozen figures of the synthetic world."""
+    store = store or Store()
+    r = {name: store.execute(req) for name, req in requests(profile, seed).items()}
+    seq, frozen = r["FO"], r["frozen"]
+    return {"chance": 100 / 100, "zero_shot": seq["zero_shot"], "joint_fo": r["joint FO"]["last"],
+            "sequential_fo_last": seq["last"], "sequential_fo_avg": seq["avg"],
+            "sequential_fo_forgetting": seq["forgetting"], "frozen_avg": frozen["avg"],
+            "frozen_forgetting": frozen["forgetting"]}
+
+
+def fingerprint(profile: str = "smoke", seed: int = 0) -> dict[str, Any]:
+    """The world's fingerprint: the shipped weights' SHA-256 and the benchmark draw's, for ``seed``."""
+    from ..data.synthetic import GENERATOR_VERSION
+    from ..models.tiny import verified_weights
+    from .trainer import load_benchmark
+    rec = verified_weights()
+    bench = load_benchmark(get_profile(profile).experiment("synthetic", seed=seed))
+    return {"weights_sha256": rec["sha256"], "weights_zero_shot": rec["zero_shot"],
+            "generator_version": GENERATOR_VERSION, "data_sha256": bench.info["data_sha256"]}

@@ -10,6 +10,9 @@ Names (``incN`` always means N classes per task, as in the paper's "Inc10/Inc20"
   reads it like "ImgR Inc20": N classes per task, no base task. Default ``inc20``, the
   paper's headline TinyImageNet setting.
 - imagenet-r: ``inc20`` (10 x 20).
+- synthetic (zolib's offline world, 100 classes): ``10-steps`` (like CIFAR-100's), ``20-steps``,
+  ``5-steps``, ``2-steps`` and ``joint`` (one task of all 100 classes: the upper reference of
+  notebook 00's world check).
 """
 from __future__ import annotations
 
@@ -34,9 +37,17 @@ PROTOCOLS: dict[str, dict[str, str]] = {
     "imagenet-r": {
         "inc20": "200 classes in 10 tasks of 20 (order: RandomState(1993) permutation)",
     },
+    "synthetic": {
+        "10-steps": "10 tasks of 10 classes (seeded class order), like CIFAR-100 Inc10",
+        "20-steps": "20 tasks of 5 classes",
+        "5-steps": "5 tasks of 20 classes",
+        "2-steps": "2 tasks of 50 classes",
+        "joint": "one task of all 100 classes (joint training, the world check's upper reference)",
+    },
 }
 
-DEFAULT_PROTOCOL: dict[str, str] = {"cifar100": "10-steps", "tinyimagenet": "inc20", "imagenet-r": "inc20"}
+DEFAULT_PROTOCOL: dict[str, str] = {"cifar100": "10-steps", "tinyimagenet": "inc20", "imagenet-r": "inc20",
+                                    "synthetic": "10-steps"}
 
 ALIASES: dict[str, dict[str, str]] = {"cifar100": {"inc10": "10-steps", "inc5": "20-steps", "inc2": "50-steps"}}
 
@@ -46,6 +57,7 @@ _SHAPES: dict[str, dict[str, tuple[int, int]]] = {
     "tinyimagenet": {"b100-5": (100, 20), "b100-10": (100, 10), "b100-20": (100, 5),
                      "inc10": (0, 10), "inc20": (0, 20)},
     "imagenet-r": {"inc20": (0, 20)},
+    "synthetic": {"10-steps": (0, 10), "20-steps": (0, 5), "5-steps": (0, 20), "2-steps": (0, 50), "joint": (0, 100)},
 }
 
 

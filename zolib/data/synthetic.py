@@ -16,6 +16,7 @@ See ``notebooks/00_setup.ipynb``.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -34,7 +35,9 @@ COLOURS = {
 }
 SHAPES = ("circle", "square", "triangle", "diamond", "ring", "plus", "cross", "bar", "pillar", "frame")
 TEMPLATE = "a photo of a {}."
-GENERATOR_VERSION = 1  # bump when the drawing code changes: it keys the caches
+GENERATOR_VERSION = 2  # bump when the drawing code changes: it keys the caches (2: bit-exact on every CPU)
+JITTER = 0.12 * math.sqrt(3)  # half-width of the uniform colour jitter (standard deviation 0.12)
+NOISE = 0.08 * math.sqrt(3)   # half-width of the uniform pixel noise (standard deviation 0.08)
 
 
 @dataclass(frozen=True)
@@ -57,59 +60,86 @@ def class_names() -> list[str]:
     return [f"{c} {s}" for c in COLOURS for s in SHAPES]
 
 
-def _shape_masks(shape: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+def _shape_masks(shape: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Boolean masks (n, H, W) of each image's shape, in coordinates scaled by its size."""
-    ax, ay = dx.abs(), dy.abs()
-    rad = (dx ** 2 + dy ** 2).sqrt()
-    box = torch.maximum(ax, ay)
-    masks = torch.stack([
+    ax, ay = np.abs(dx), np.abs(dy)
+    rad = np.sqrt(dx ** 2 + dy ** 2)
+    box = np.maximum(ax, ay)
+    masks = np.stack([
         rad <= 1.0,                                                   # circle
         box <= 0.8,                                                   # square
         (dy <= 0.8) & (dy >= -1.0) & (ax <= (dy + 1.0) / 1.8 * 0.9),  # triangle (point up)
         ax + ay <= 1.0,                                               # diamond
         (rad <= 1.0) & (rad >= 0.55),                                 # ring
         ((ax <= 0.3) & (ay <= 1.0)) | ((ay <= 0.3) & (ax <= 1.0)),    # plus
-        (((dx - dy).abs() <= 0.4) | ((dx + dy).abs() <= 0.4)) & (box <= 0.9),  # cross
+        ((np.abs(dx - dy) <= 0.4) | (np.abs(dx + dy) <= 0.4)) & (box <= 0.9),  # cross
         (ay <= 0.35) & (ax <= 1.0),                                   # bar (horizontal)
         (ax <= 0.35) & (ay <= 1.0),                                   # pillar (vertical)
         (box <= 0.9) & (box >= 0.55),                                 # frame
-    ], dim=1)  # (n, 10, H, W)
-    return masks[torch.arange(len(shape)), shape]
+    ], axis=1)  # (n, 10, H, W)
+    return masks[np.arange(len(shape)), shape]
 
 
-def hue_rotation(degrees: float) -> torch.Tensor:
+def hue_rotation(degrees: float) -> np.ndarray:
     """The 3 x 3 matrix rotating RGB colours by ``degrees`` about the grey axis (greys stay put)."""
     a = math.radians(degrees)
     c, s, k = math.cos(a), math.sin(a), 1 / 3
     r = math.sqrt(k) * s
     d, o = c + (1 - c) * k, k * (1 - c)
-    return torch.tensor([[d, o - r, o + r], [o + r, d, o - r], [o - r, o + r, d]])
+    return np.array([[d, o - r, o + r], [o + r, d, o - r], [o - r, o + r, d]])
 
 
-def draw(labels: torch.Tensor, seed: int, image_size: int = 32, hue_shift: float = 0.0) -> torch.Tensor:
+def _rotate_hue(image: np.ndarray, degrees: float) -> np.ndarray:
+    """``hue_rotation(degrees)`` applied to every pixel of (n, 3, H, W), written out as element-wise
+    products and sums (no BLAS: a matrix product may fuse or reorder them differently per CPU)."""
+    m = hue_rotation(degrees)
+    r, g, b = image[:, 0], image[:, 1], image[:, 2]
+    return np.stack([m[i, 0] * r + m[i, 1] * g + m[i, 2] * b for i in range(3)], axis=1)
+
+
+def draw(labels: "torch.Tensor | np.ndarray | list[int]", seed: int, image_size: int = 32,
+         hue_shift: float = 0.0) -> torch.Tensor:
     """Draw one image per label id; returns uint8 (n, 3, H, W). Deterministic in ``seed``.
 
-    ``hue_shift`` rotates every pixel's colour by that many degrees (see the module docstring).
+    The same on every machine, bit for bit: the randomness is NumPy's PCG64 uniform doubles
+    (exact integer arithmetic), and every later operation is an IEEE-exact element-wise
+    float64 operation (+, -, *, /, sqrt, comparisons), so no vectorised ``exp``/``log`` or BLAS
+    kernel, whose last bits differ between CPUs, touches a pixel before it is rounded to uint8.
+    Colour jitter and pixel noise are therefore uniform (with the standard deviations 0.12 and
+    0.08 of generator version 1's Gaussians). ``hue_shift`` rotates every pixel's colour by
+    that many degrees (see the module docstring).
     """
-    g = torch.Generator().manual_seed(seed)
+    rng = np.random.Generator(np.random.PCG64(seed))
+
+    def uniform(*shape: int) -> np.ndarray:  # in [-1, 1)
+        return 2.0 * rng.random(shape) - 1.0
+
+    labels = np.asarray(labels, dtype=np.int64)
     n, s = len(labels), image_size
     colour, shape = labels // len(SHAPES), labels % len(SHAPES)
-    rgb = torch.tensor(list(COLOURS.values()))[colour]
-    rgb = (rgb + 0.12 * torch.randn(n, 3, generator=g)).clamp(0, 1)
-    size = s * (0.16 + 0.12 * torch.rand(n, generator=g))
-    cx = s / 2 + (s / 2 - size) * (2 * torch.rand(n, generator=g) - 1)
-    cy = s / 2 + (s / 2 - size) * (2 * torch.rand(n, generator=g) - 1)
-    grid = torch.arange(s, dtype=torch.float32) + 0.5
+    rgb = np.clip(np.array(list(COLOURS.values()))[colour] + JITTER * uniform(n, 3), 0, 1)
+    size = s * (0.16 + 0.12 * rng.random(n))
+    cx = s / 2 + (s / 2 - size) * uniform(n)
+    cy = s / 2 + (s / 2 - size) * uniform(n)
+    grid = np.arange(s, dtype=np.float64) + 0.5
     dx = (grid[None, None, :] - cx[:, None, None]) / size[:, None, None]
     dy = (grid[None, :, None] - cy[:, None, None]) / size[:, None, None]
-    mask = _shape_masks(shape, dx.expand(n, s, s), dy.expand(n, s, s)).float()[:, None]
-    background = 0.45 * torch.rand(n, 3, 1, 1, generator=g)
-    ramp = 0.15 * torch.rand(n, 1, 1, 1, generator=g) * (grid[None, None, :, None] / s)
+    mask = _shape_masks(shape, np.broadcast_to(dx, (n, s, s)), np.broadcast_to(dy, (n, s, s)))[:, None]
+    background = 0.45 * rng.random((n, 3, 1, 1))
+    ramp = 0.15 * rng.random((n, 1, 1, 1)) * (grid[None, None, :, None] / s)
     image = background + ramp + mask * (rgb[:, :, None, None] - background)
-    image = image + 0.08 * torch.randn(n, 3, s, s, generator=g)
+    image = image + NOISE * uniform(n, 3, s, s)
     if hue_shift:
-        image = torch.einsum("ij,njhw->nihw", hue_rotation(hue_shift), image.clamp(0, 1))
-    return (image.clamp(0, 1) * 255).round().to(torch.uint8)
+        image = _rotate_hue(np.clip(image, 0, 1), hue_shift)
+    return torch.from_numpy(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+
+
+def data_hash(*images: torch.Tensor) -> str:
+    """SHA-256 of uint8 image tensors: the fingerprint of a synthetic draw (recorded with every result)."""
+    h = hashlib.sha256()
+    for t in images:
+        h.update(np.ascontiguousarray(t.numpy()).tobytes())
+    return h.hexdigest()
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -120,8 +150,9 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 
 
 def _split(per_class: int, seed: int, cfg: SyntheticConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and labels of one split: ``per_class`` images of each of the 100 classes."""
     labels = torch.arange(100).repeat_interleave(per_class)
-    return normalise(draw(labels, seed, cfg.image_size, cfg.hue_shift)), labels
+    return draw(labels, seed, cfg.image_size, cfg.hue_shift), labels
 
 
 def class_order(seed: int) -> list[int]:
@@ -137,5 +168,6 @@ def load_synthetic(cfg: SyntheticConfig = SyntheticConfig()) -> Benchmark:
     x_te, y_te = _split(cfg.test_per_class, 2000 + cfg.seed, cfg)
     scenario = Scenario.from_order(f"synthetic-{cfg.num_tasks}-steps", class_order(cfg.seed),
                                    [100 // cfg.num_tasks] * cfg.num_tasks)
-    return Benchmark("synthetic", TensorDataset(x_tr, y_tr), TensorDataset(x_te, y_te), y_tr.numpy(),
-                     y_te.numpy(), class_names(), TEMPLATE, scenario, info={"config": cfg.as_dict()})
+    info = {"config": cfg.as_dict(), "data_sha256": data_hash(x_tr, x_te)}
+    return Benchmark("synthetic", TensorDataset(normalise(x_tr), y_tr), TensorDataset(normalise(x_te), y_te),
+                     y_tr.numpy(), y_te.numpy(), class_names(), TEMPLATE, scenario, info=info)

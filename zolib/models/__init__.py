@@ -3,8 +3,8 @@ from .clip import (ADAPTERS, MODELS, TINY, attach_adapters, blocks, build_adapte
                    tokenizer)
 from .lora import LoRAConfig, LoRALinear
 from .moe import MoEAdapter, MoEConfig
-from .units import BRANCHES, count_parameters, trainable_units, unit_of
+from .units import BRANCHES, ZO_INERT, count_parameters, trainable_units, unit_of, zo_inert
 
 __all__ = ["ADAPTERS", "MODELS", "TINY", "attach_adapters", "blocks", "build_adapted_clip", "clip_logits", "load_clip",
-           "tokenizer", "LoRAConfig", "LoRALinear", "MoEAdapter", "MoEConfig", "BRANCHES",
+           "tokenizer", "LoRAConfig", "LoRALinear", "MoEAdapter", "MoEConfig", "BRANCHES", "ZO_INERT", "zo_inert",
            "count_parameters", "trainable_units", "unit_of"]

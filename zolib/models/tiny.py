@@ -1,11 +1,16 @@
-"""Pretrain the tiny CLIP (``zolib-tiny``) on synthetic captions, once, and cache it.
+"""The tiny CLIP (``zolib-tiny``): zolib's offline stand-in for OpenAI's ViT-B/16.
 
-The tiny CLIP stands in for OpenAI's ViT-B/16 offline. It is pretrained from random
-weights on a draw of the synthetic world that is *separate* from the continual-learning
-data (other seeds) and covers only a fraction of the (colour, shape) pairs, so that
-zero-shot accuracy on the benchmark is clearly above chance but far from solved. The
-fraction and the number of steps are the difficulty knobs. Weights are cached under
-``$ZOLIB_CACHE/models`` keyed by a hash of the model config and of these settings.
+It is pretrained from random weights on a draw of the synthetic world that is *separate* from
+the continual-learning data (other seeds) and covers only a fraction of the (colour, shape)
+pairs, so that zero-shot accuracy on the benchmark is clearly above chance but far from solved.
+The fraction and the number of steps are the difficulty knobs (:class:`PretrainConfig`).
+
+The pretrained weights SHIP with zolib (``zolib/models/weights/zolib-tiny.safetensors``, with a
+JSON record of their SHA-256, the settings and the command that made them): pretraining is
+not bit-reproducible across machines or thread counts (float sums in another order), so
+pretraining on each machine would give each machine its own world. The loader checks the
+SHA-256 before it reads the file. ``zolib world pretrain`` regenerates the file (about 6-7
+minutes on 2 CPU cores); tests run the pretraining code on a few steps.
 See ``notebooks/00_setup.ipynb``.
 """
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -21,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..runtime import atomic_torch_save, cache_dir
+from ..errors import ZolibError
+from ..runtime import atomic_write_bytes, atomic_write_json, provenance
 from .clip import CONFIG_DIR, TINY, load_clip
 
+WEIGHTS = Path(__file__).parent / "weights" / f"{TINY}.safetensors"
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +47,9 @@ class PretrainConfig:
     seed: int = 12345            # separate from every benchmark seed
 
 
-def _key(cfg: PretrainConfig) -> str:
+def settings_key(cfg: "PretrainConfig") -> str:
+    """A hash of what decides the pretrained weights: the model config, the pretraining settings
+    and the synthetic generator's version. The shipped weights record the key they were made with."""
     from ..data.synthetic import GENERATOR_VERSION
     blob = json.dumps({"model": json.loads((CONFIG_DIR / f"{TINY}.json").read_text()),
                        "pretrain": asdict(cfg), "generator": GENERATOR_VERSION}, sort_keys=True)
@@ -86,21 +96,59 @@ def zero_shot(model: torch.nn.Module) -> float:
     images, labels = bench.test.tensors
     text = F.normalize(model.encode_text(open_clip.get_tokenizer(TINY)(bench.prompts(range(100)))), dim=-1)
     preds = (F.normalize(model.encode_image(images), dim=-1) @ text.T).argmax(1)
-    return 100 * float((preds == labels).float().mean())
+    return 100.0 * int((preds == labels).sum()) / len(labels)
 
 
-def pretrained_tiny_clip(cfg: PretrainConfig = PretrainConfig(), device: str | torch.device = "cpu",
-                         progress: bool = True) -> torch.nn.Module:
-    """The pretrained tiny CLIP: loaded from the cache, or pretrained now and cached."""
-    path = cache_dir("models") / f"{TINY}-{_key(cfg)}.pt"
-    if path.exists():
-        model = load_clip(TINY, "none")
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        log.info("pretraining %s once; the weights are cached at %s", TINY, path)
-        model = pretrain(cfg, progress=progress)
-        atomic_torch_save(model.state_dict(), path)
-        if progress:
-            print(f"{TINY} pretrained and cached at {path}; zero-shot on the synthetic benchmark's test set: "
-                  f"{zero_shot(model):.1f}% over 100 classes (chance 1%)", flush=True)
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_record(path: Path = WEIGHTS) -> dict:
+    """The JSON record shipped next to the weights file: sha256, settings, zero-shot, provenance."""
+    record = path.with_suffix(".json")
+    if not path.exists() or not record.exists():
+        raise ZolibError(f"the tiny CLIP weights {path} (or its record {record.name}) are missing; restore them "
+                         f"with `git checkout -- {path.parent}` or regenerate them with `zolib world pretrain`")
+    return json.loads(record.read_text())
+
+
+def verified_weights(path: Path = WEIGHTS) -> dict:
+    """The weights record, after checking the file's SHA-256 and that the current code would make
+    the same weights (same model config, pretraining settings and synthetic generator)."""
+    record = weights_record(path)
+    digest = file_sha256(path)
+    if digest != record["sha256"]:
+        raise ZolibError(f"{path} has SHA-256 {digest[:12]}..., its record says {record['sha256'][:12]}...; "
+                         f"restore it with `git checkout -- {path}` or regenerate it with `zolib world pretrain`")
+    if record["settings_key"] != settings_key(PretrainConfig()):
+        raise ZolibError(f"{path} was pretrained with other settings than zolib's current PretrainConfig or "
+                         f"synthetic generator; regenerate it with `zolib world pretrain` and commit it")
+    return record
+
+
+def save_pretrained(model: torch.nn.Module, cfg: PretrainConfig, path: Path = WEIGHTS, seconds: float = 0.0) -> dict:
+    """Write ``model``'s weights as safetensors and their JSON record next to them (atomically)."""
+    from safetensors.torch import save
+    data = save({k: v.contiguous() for k, v in model.state_dict().items()}, metadata={"model": TINY})
+    atomic_write_bytes(path, data)
+    record = {"model": TINY, "sha256": hashlib.sha256(data).hexdigest(), "settings_key": settings_key(cfg),
+              "pretrain": asdict(cfg), "zero_shot": zero_shot(model), "seconds": round(seconds, 1),
+              "command": "zolib world pretrain", **provenance()}
+    from ..data.synthetic import GENERATOR_VERSION
+    record["generator_version"] = GENERATOR_VERSION
+    atomic_write_json(path.with_suffix(".json"), record)
+    return record
+
+
+def pretrained_tiny_clip(device: str | torch.device = "cpu", path: Path = WEIGHTS) -> torch.nn.Module:
+    """The shipped pretrained tiny CLIP, its SHA-256 checked before it is read."""
+    from safetensors.torch import load_file
+    verified_weights(path)
+    model = load_clip(TINY, "none")
+    model.load_state_dict(load_file(path))
     return model.to(device).eval()

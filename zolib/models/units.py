@@ -16,6 +16,12 @@ BRANCHES = ("vision", "text")
 UnitKey = tuple[str, int]
 Units = "OrderedDict[UnitKey, OrderedDict[str, nn.Parameter]]"
 
+# Trainable parameters that a ZO forward cannot inform: the MoE router-noise matrix acts only through
+# train-mode routing noise, and every ZO forward runs in eval mode (zolib.optim.hybrid), so its
+# finite difference is exactly 0 and a ZO rule would only make it drift. Such parameters are held
+# fixed in ZO units and trained only where their unit is FO.
+ZO_INERT = (".adapter.noise",)
+
 _BLOCK = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.")
 
 
@@ -44,6 +50,11 @@ def trainable_units(model: nn.Module) -> "OrderedDict[UnitKey, OrderedDict[str, 
         units.setdefault(key, OrderedDict())[name] = p
     order = sorted(units, key=lambda k: (BRANCHES.index(k[0]), k[1]))
     return OrderedDict((k, units[k]) for k in order)
+
+
+def zo_inert(param_name: str) -> bool:
+    """Whether a parameter gets no signal in a ZO (eval-mode) forward (see :data:`ZO_INERT`)."""
+    return param_name.endswith(ZO_INERT)
 
 
 def count_parameters(units) -> dict:

@@ -4,15 +4,18 @@
 - :mod:`.zo`: :class:`ZOConfig`, the estimator (paper Eq. 2) and point-of-use perturbation.
 - :mod:`.rules`: aggressive (ZO*) / conservative rules, sign variants, momentum, Adam.
 - :mod:`.hybrid`: :class:`HybridOptimizer`, AdamW on FO units and ZO on ZO units.
-- :mod:`.presets`: the method registry (fo, dual, vision, language, layer-wise, mozo, custom).
+- :mod:`.methods`: the method registry (fo, frozen, dual, vision, language, layer-wise, mozo, custom).
+- :mod:`.build`: :func:`build_optimizer`, from a method name to an optimizer.
 """
+from . import methods
+from .build import ZO_FIELDS, build_optimizer, unit_layers, unit_modes, zo_config
 from .directions import DISTRIBUTIONS, direction_seed, sample_direction, step_seed
 from .hybrid import HybridOptimizer, StepResult, forwards_per_step
-from .presets import METHODS, MOZO, build_optimizer, check_method, parse_mask, resolve_method
+from .methods import MOZO
 from .rules import UpdateRule, candidate_multipliers
 from .zo import ESTIMATORS, PERTURBATIONS, RULES, SIGNS, ZOConfig, zo_gradient
 
-__all__ = ["DISTRIBUTIONS", "direction_seed", "sample_direction", "step_seed", "HybridOptimizer",
-           "StepResult", "forwards_per_step", "METHODS", "MOZO", "build_optimizer", "check_method",
-           "parse_mask", "resolve_method", "UpdateRule", "candidate_multipliers", "ESTIMATORS",
-           "PERTURBATIONS", "RULES", "SIGNS", "ZOConfig", "zo_gradient"]
+__all__ = ["methods", "ZO_FIELDS", "build_optimizer", "unit_layers", "unit_modes", "zo_config", "DISTRIBUTIONS",
+           "direction_seed", "sample_direction", "step_seed", "HybridOptimizer", "StepResult", "forwards_per_step",
+           "MOZO", "UpdateRule", "candidate_multipliers", "ESTIMATORS", "PERTURBATIONS", "RULES", "SIGNS",
+           "ZOConfig", "zo_gradient"]

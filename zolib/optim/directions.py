@@ -16,25 +16,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import check_choice
+from ..rng import generator, mix
 
 DISTRIBUTIONS = ("gaussian", "rademacher")
-_MASK64 = (1 << 64) - 1
-_GENERATORS: dict[torch.device, torch.Generator] = {}
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def mix(*values: int) -> int:
-    """Hash integers into a 63-bit seed (splitmix64 chain; well spread, order-sensitive)."""
-    h = 0x243F6A8885A308D3
-    for v in values:
-        h = _splitmix64(h ^ (int(v) & _MASK64))
-    return h >> 1
 
 
 def step_seed(base_seed: int, step: int) -> int:
@@ -47,20 +31,12 @@ def direction_seed(step_seed_: int, param_index: int, k: int = 0) -> int:
     return mix(step_seed_, param_index, k)
 
 
-def _generator(device: torch.device) -> torch.Generator:
-    gen = _GENERATORS.get(device)
-    if gen is None:
-        gen = _GENERATORS[device] = torch.Generator(device=device)
-    return gen
-
-
 def sample_direction(like: torch.Tensor, seed: int, distribution: str = "gaussian") -> torch.Tensor:
     """A fresh direction shaped like ``like``: standard normal or Rademacher (+-1) entries.
 
     The same ``(seed, shape, dtype, device, distribution)`` always gives the same tensor.
     """
-    gen = _generator(like.device)
-    gen.manual_seed(seed)
+    gen = generator(like.device, seed)
     if distribution == "gaussian":
         return torch.randn(like.shape, generator=gen, dtype=like.dtype, device=like.device)
     if distribution == "rademacher":

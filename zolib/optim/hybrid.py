@@ -1,24 +1,46 @@
 """The hybrid FO/ZO optimizer: backprop (AdamW) on FO units, ZO estimates on ZO units.
 
-Shape like ``torch.optim``: one param group per unit, carrying ``mode`` ("fo"/"zo"), ``eps``,
-``lr`` (scheduled) and ``base_lr``; ``step(closure)``, where ``closure()`` runs one forward and
-returns the scalar loss tensor WITHOUT calling ``backward``. One step:
+Shape like ``torch.optim``: one param group per unit, carrying ``mode`` ("fo", "zo" or
+"frozen"), ``eps``, ``lr`` (scheduled) and ``base_lr``; ``step(closure)``, where ``closure()``
+runs one forward and returns the scalar loss tensor WITHOUT calling ``backward``. A unit is
+``frozen`` when its mode says so or when it is ZO with ``zo.zo_lr == 0`` (the *control* of a
+hybrid method: the same mask, its ZO units held fixed, no ZO forwards at all).
 
-1. When any unit is ZO, every module is put in eval mode for the whole step (dropout and
-   MoE router noise off), so all losses of the step see the same deterministic function;
-   each module's training flag is restored afterwards. An all-FO step keeps train mode.
-2. ``L(theta)``: with FO units, one forward with autograd while the ZO parameters have
-   ``requires_grad=False`` (restored after), then ``backward`` for the FO units, so autograd
-   records nothing for an all-ZO branch. Without FO units it runs under ``inference_mode``.
-3. ZO estimate (:mod:`zolib.optim.zo`), all perturbed forwards under ``torch.inference_mode``
-   (like ``no_grad``, a little faster; so the closure must not keep tensors it makes for a
-   later autograd pass), reusing ``L(theta)`` in one-sided mode.
-4. ZO update (:mod:`zolib.optim.rules`), scaled by ``mix`` (the paper's lambda, default 1).
+Train/eval mode, one rule for every step of every method (FO, hybrid, ZO):
+
+- the modules of FO units (for CLIP: each FO unit's MoE adapter) run in **train** mode (expert
+  dropout and router noise on, as MoE-Adapters4CL trains), or in eval mode with
+  ``fo_train_mode=False`` (the variant notebook 03 compares like with like);
+- every other module (the frozen CLIP, ZO and frozen units) runs in **eval** mode: a ZO
+  difference must measure the perturbation, not dropout;
+- every forward of one step draws the same dropout masks and router noise: modules with a
+  ``reseed`` method (:class:`zolib.models.MoEAdapter`) are reseeded once per step from
+  ``(seed, step, module)``; so the unperturbed and perturbed forwards differ only by the
+  perturbation;
+- PyTorch's fused multi-head-attention fast path is off during the step, so the forward that
+  records autograd and the ``inference_mode`` forwards run the same kernels (bit-identical
+  losses on CPU; with the fast path the unperturbed and perturbed losses differ by ~1e-6 from
+  kernels alone).
+
+Each module's training flag and the fast-path setting are restored after the step.
+
+One step:
+
+1. ``L(theta)``: with FO units, one forward with autograd while the ZO and frozen parameters
+   have ``requires_grad=False`` (restored after), then ``backward`` for the FO units, so autograd
+   records nothing for a branch without FO units. Without FO units it runs under ``inference_mode``.
+2. ZO estimate (:mod:`zolib.optim.zo`), all perturbed forwards under ``torch.inference_mode``
+   (so the closure must not keep tensors it makes for a later autograd pass), reusing
+   ``L(theta)`` in one-sided mode.
+3. ZO update (:mod:`zolib.optim.rules`), scaled by ``mix`` (the paper's lambda, default 1).
    Conservative candidates move all ZO units together (in block mode too) and are
-   evaluated with the FO units still at ``theta``.
-5. FO update: ``torch.optim.AdamW`` over the FO parameters (weight decay ``weight_decay``).
+   evaluated with the FO units still at ``theta``; ``info["multiplier"]`` is the candidate kept.
+4. FO update: ``torch.optim.AdamW`` over the FO parameters (weight decay ``weight_decay``).
    ZO parameters get the same decoupled decay ``p *= 1 - lr * weight_decay`` after their
    update (not seen by the candidate forwards).
+
+Parameters that a ZO forward cannot inform (:data:`zolib.models.units.ZO_INERT`: the MoE
+router-noise matrix, which acts only through train-mode noise) are held fixed in ZO units.
 
 Forward passes per step (``q`` directions, ``U`` ZO units, ``C`` candidates; checked by
 tests/test_optim_hybrid.py and :func:`forwards_per_step`):
@@ -26,7 +48,7 @@ tests/test_optim_hybrid.py and :func:`forwards_per_step`):
 =========  ==========  ==============  ======================  ==========================
 FO units   estimator   rule            joint perturbation      block-wise perturbation
 =========  ==========  ==============  ======================  ==========================
-only FO    -           -               1 (+ backward)          1 (+ backward)
+any        -           no ZO units     1 (+ backward if FO)    1 (+ backward if FO)
 any        one-sided   aggressive      1 + q                   1 + q U
 any        one-sided   conservative    1 + q + (C - 1)         1 + q U + (C - 1)
 some       two-sided   aggressive      1 + 2 q                 1 + 2 q U
@@ -36,9 +58,10 @@ any        two-sided   conservative    1 + 2 q + (C - 1)       1 + 2 q U + (C - 
 
 A pure-ZO two-sided aggressive step skips ``L(theta)`` (MeZO's cost, 2 forwards at q = 1) and
 reports the mean of the perturbed losses, ``L(theta) + O(eps^2)``. Every other step reports
-``L(theta)`` before the update.
+``L(theta)`` before the update. A step without FO or ZO units (the frozen model) runs one
+``inference_mode`` forward and changes nothing.
 
-Learning rate: ``lr`` for FO units, ``zo.lr`` (default ``lr``) for ZO units, both multiplied by
+Learning rate: ``lr`` for FO units, ``zo.zo_lr`` (None: ``lr``) for ZO units, both multiplied by
 the same factor: ``schedule(step)`` when given (e.g. :func:`zolib.cl.trainer.warmup_cosine`), else whatever
 :meth:`HybridOptimizer.set_lr_scale` or a ``torch.optim.lr_scheduler.LambdaLR`` set (use one).
 A NaN or infinite loss in any forward raises :class:`zolib.errors.NanLossError` before any
@@ -50,19 +73,23 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Iterator, Mapping
 
 import torch
 from torch import nn
 
 from ..errors import ZolibError, check_choice
+from ..models.partial import PartialForward
+from ..models.units import zo_inert
+from ..rng import mix
 from .directions import step_seed
 from .rules import UpdateRule, candidate_multipliers
-from .zo import (Estimate, Substitution, Units, ZOConfig, estimate, eval_mode, loss_value, make_groups,
-                 normalize_units)
+from .zo import (Estimate, Substitution, Units, ZOConfig, estimate, loss_value, make_groups, normalize_units,
+                 owners_of)
 
-MODES = ("fo", "zo")
+MODES = ("fo", "zo", "frozen")
 
 
 @dataclass
@@ -85,38 +112,105 @@ def forwards_per_step(zo: ZOConfig, n_zo_units: int, has_fo: bool) -> int:
     return int(needs_loss0) + probes * (2 if two_sided else 1) + extra
 
 
+def unit_module(model: nn.Module, params: Mapping[str, nn.Parameter]) -> nn.Module:
+    """The smallest module of ``model`` that holds every parameter of a unit (for CLIP with MoE
+    adapters: the block's adapter): the module whose train/eval mode the unit's mode decides."""
+    names = {m: n for n, m in model.named_modules()}
+    owners = owners_of(model)
+    paths = [names[m].split(".") if names[m] else [] for p in params.values() for m, _ in owners.get(id(p), [])]
+    if not paths:
+        return model
+    common = paths[0]
+    for path in paths[1:]:
+        i = 0
+        while i < min(len(common), len(path)) and common[i] == path[i]:
+            i += 1
+        common = common[:i]
+    return model.get_submodule(".".join(common)) if common else model
+
+
+@contextmanager
+def step_modes(model: nn.Module, train: list[nn.Module]) -> Iterator[None]:
+    """Every module in eval mode except ``train`` (and their submodules), MHA fast path off;
+    restores each module's flag and the fast-path setting afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    model.eval()
+    for m in train:
+        m.train()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        for m, training in flags:
+            m.training = training
+
+
 class HybridOptimizer(torch.optim.Optimizer):
-    """FO (AdamW) on the units whose mode is ``"fo"``, ZO on those whose mode is ``"zo"``.
+    """FO (AdamW) on the units whose mode is ``"fo"``, ZO on those whose mode is ``"zo"``, nothing
+    on ``"frozen"`` ones (see the module docstring).
 
     ``units``: ``{key: {name: Parameter}}`` or ``{key: [Parameter, ...]}`` (for CLIP,
-    :func:`zolib.models.trainable_units`); ``modes``: ``{key: "fo" | "zo"}`` for every unit.
+    :func:`zolib.models.trainable_units`); ``modes``: ``{key: "fo" | "zo" | "frozen"}`` for every
+    unit; ``seed``: the run's seed of ZO directions and of the per-step dropout/noise draws.
     """
 
     def __init__(self, model: nn.Module, units: Units, modes: Mapping[Hashable, str], *, lr: float = 1e-3,
                  weight_decay: float = 0.0, zo: ZOConfig = ZOConfig(), mix: float = 1.0,
-                 schedule: Callable[[int], float] | None = None):
+                 schedule: Callable[[int], float] | None = None, seed: int = 0, fo_train_mode: bool = True,
+                 partial: bool = True):
         units = normalize_units(units)
         if set(modes) != set(units):
             missing = [k for k in units if k not in modes] or [k for k in modes if k not in units]
             raise ZolibError(f"modes must name every unit exactly once; mismatch at {missing[0]!r}")
         for mode in modes.values():
             check_choice("unit mode", mode, MODES)
-        zo_lr = lr if zo.lr is None else zo.lr
+        zo_lr = lr if zo.zo_lr is None else zo.zo_lr
+        modes = {k: ("frozen" if m == "zo" and zo_lr == 0 else m) for k, m in modes.items()}
         groups = []
         for key, params in units.items():
-            group_lr = zo_lr if modes[key] == "zo" else lr
+            group_lr = zo_lr if modes[key] == "zo" else (lr if modes[key] == "fo" else 0.0)
             groups.append(dict(params=list(params.values()), names=list(params), unit=key, mode=modes[key],
                                eps=zo.eps_for(key), lr=group_lr, base_lr=group_lr, weight_decay=weight_decay))
         super().__init__(groups, dict(lr=lr, weight_decay=weight_decay))
-        self.model, self.zo, self.mix, self.schedule = model, zo, mix, schedule
+        self.model, self.zo, self.mix, self.schedule, self.seed = model, zo, mix, schedule, seed
         self.rule = UpdateRule(zo)
         self.steps = 0
-        zo_units = OrderedDict((k, ps) for k, ps in units.items() if modes[k] == "zo")
+        zo_units = OrderedDict((k, OrderedDict((n, p) for n, p in ps.items() if not zo_inert(n)))
+                               for k, ps in units.items() if modes[k] == "zo")
         self._zo = make_groups(model, zo_units, zo.eps_for)
+        self._held = [p for k, ps in units.items() if modes[k] != "fo" for p in ps.values()]
         fo = self._groups("fo")
         self._adamw = torch.optim.AdamW(
             [dict(params=g["params"], lr=g["lr"], weight_decay=weight_decay) for g in fo],
             lr=lr, weight_decay=weight_decay) if fo else None
+        self._train = [unit_module(model, units[g["unit"]]) for g in fo] if fo_train_mode else []
+        self._reseed = [m for t in self._train for m in t.modules() if hasattr(m, "reseed")]
+        self._partial = self._plan_partial() if partial else None
+
+    def _plan_partial(self) -> PartialForward | None:
+        """Partial forwards for a CLIP whose units are (branch, layer): record the input of the lowest
+        layer each planned perturbation touches (per branch), see :mod:`zolib.models.partial`."""
+        keys = [g.key for g in self._zo]
+        if not keys or not PartialForward.supports(self.model) or not all(
+                isinstance(k, tuple) and len(k) == 2 and k[0] in ("vision", "text") for k in keys):
+            return None
+        perturbations = [keys] + ([[k] for k in keys] if self.zo.perturbation == "block" else [])
+        starts: dict[str, set[int]] = {"vision": set(), "text": set()}
+        for units in perturbations:
+            for branch, low in self._lowest(units).items():
+                if low is not None:
+                    starts[branch].add(low)
+        return PartialForward(self.model, starts)
+
+    @staticmethod
+    def _lowest(keys) -> dict[str, int | None]:
+        return {b: min((l for bb, l in keys if bb == b), default=None) for b in ("vision", "text")}
+
+    def _probe(self, groups) -> Any:
+        """The context of a forward that perturbs ``groups`` only (None: a full forward)."""
+        return self._partial.replay(self._lowest([g.key for g in groups])) if self._partial else None
 
     def _groups(self, mode: str) -> list[dict]:
         return [g for g in self.param_groups if g["mode"] == mode]
@@ -143,15 +237,21 @@ class HybridOptimizer(torch.optim.Optimizer):
         has_fo = self._adamw is not None
         info: dict[str, Any] = {}
         loss0, losses, forwards = None, [], 0
-        with eval_mode(self.model, enabled=bool(self._zo)):
+        for i, m in enumerate(self._reseed):
+            m.reseed(mix(self.seed, self.steps, i))
+        record = self._partial.record() if self._partial else nullcontext()
+        with step_modes(self.model, self._train):
             if has_fo:
-                loss0, forwards = self._fo_forward_backward(closure), 1
-            elif zo.estimator == "one-sided" or zo.rule == "conservative":
-                with torch.inference_mode():
+                with record:
+                    loss0, forwards = self._fo_forward_backward(closure), 1
+            elif not self._zo or zo.estimator == "one-sided" or zo.rule == "conservative":
+                with torch.inference_mode(), record:
                     loss0, forwards = loss_value(closure(), self.steps, "unperturbed"), 1
             if self._zo:
+                probe = self._probe if self._partial and self._partial.ready else None
                 with torch.inference_mode():
-                    est, losses = estimate(closure, self._zo, zo, step_seed(zo.seed, self.steps), loss0, self.steps)
+                    est, losses = estimate(closure, self._zo, zo, step_seed(self.seed, self.steps), loss0,
+                                           self.steps, probe)
                     forwards += len(losses)
                     multiplier = -1
                     if zo.rule == "conservative":
@@ -160,29 +260,33 @@ class HybridOptimizer(torch.optim.Optimizer):
                 with torch.no_grad():
                     self._apply(est, multiplier, zo_pgs)
                 info.update(multiplier=multiplier, projected=est.coefs)
+                if self._partial:
+                    info["cached_bytes"] = self._partial.cached_bytes
+                    self._partial.clear()
             if has_fo:
                 for ag, g in zip(self._adamw.param_groups, self._groups("fo")):
                     ag["lr"], ag["weight_decay"] = g["lr"], g["weight_decay"]
                 self._adamw.step()
+        for m in self._reseed:
+            m.reseed(None)
         self.steps += 1
         loss = loss0 if loss0 is not None else sum(losses) / len(losses)
         return StepResult(loss, forwards, info)
 
     def _fo_forward_backward(self, closure: Callable[[], torch.Tensor]) -> float:
-        zo_params = [e.param for g in self._zo for e in g.entries]
-        flags = [p.requires_grad for p in zo_params]
+        flags = [p.requires_grad for p in self._held]
         for g in self._groups("fo"):
             for p in g["params"]:
                 p.grad = None
         try:
-            for p in zo_params:
+            for p in self._held:
                 p.requires_grad_(False)
             with torch.enable_grad():
                 loss = closure()
                 value = loss_value(loss, self.steps, "unperturbed")
                 loss.backward()
         finally:
-            for p, flag in zip(zo_params, flags):
+            for p, flag in zip(self._held, flags):
                 p.requires_grad_(flag)
         return value
 
@@ -191,10 +295,11 @@ class HybridOptimizer(torch.optim.Optimizer):
         alphas = [pg["lr"] * self.mix for pg in self._groups("zo")]
         entries = [e for g in self._zo for e in g.entries]
         losses = {0: loss0}
+        partial = self._partial is not None and self._partial.ready
         for m in candidate_multipliers(self.zo.candidates)[1:]:
             def fill(e, t, m=m):
                 self.rule.add_(t, e, est, self.state[e.param], m * alphas[e.group])
-            with Substitution(entries, fill):
+            with Substitution(entries, fill), (self._probe(self._zo) if partial else nullcontext()):
                 value = float(closure())
             losses[m] = value if math.isfinite(value) else math.inf  # a diverging candidate is rejected
         return min(losses, key=losses.__getitem__), losses

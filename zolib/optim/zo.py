@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Callable, ContextManager, Hashable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -58,18 +58,25 @@ Units = Mapping[Hashable, "Mapping[str, nn.Parameter] | Sequence[nn.Parameter]"]
 class ZOConfig:
     """Everything about the ZO part of a step; see the module docstrings of zolib.optim.
 
+    These field names are the ones a notebook variant, the experiment config, the CLI
+    (``--zo-lr``, ``--rule``, ...) and the results JSON use: a setting is declared here once.
     Defaults where the paper is silent (each is a parameter):
 
     - ``rule="conservative"``: the paper's main tables cannot be ZO* (its ablation puts
       aggressive Dual at 66.67 Last, the table's Dual at 69.29), and ZeroFlow/ZO-Bench's
       conservative rule uses 3 candidates.
     - ``eps_vision`` / ``eps_text``: ``None`` means ``eps`` (1e-3, the paper's). MoZO sets
-      them (see :data:`zolib.optim.presets.MOZO`).
-    - ``lr=None``: the ZO units use the optimizer's lr (and its schedule).
+      them (see :mod:`zolib.optim.methods`).
+    - ``zo_lr``: the ZO step size. ``None`` means the FO learning rate (the paper's literal
+      setting; the experiment config resolves it to a number); ``0`` holds the ZO units fixed
+      (no ZO forwards at all): the control of a hybrid method.
     - ``momentum`` (0 = off) and ``adam_betas`` (None = off) act on the (signed) estimate,
       like ZeroFlow's ``zo_sgd``/``zo_adam`` base optimizers; they need state buffers.
     """
 
+    rule: str = "conservative"
+    candidates: int = 3
+    sign: str = "none"
     estimator: str = "one-sided"
     distribution: str = "gaussian"
     q: int = 1
@@ -77,14 +84,10 @@ class ZOConfig:
     eps_vision: float | None = None
     eps_text: float | None = None
     perturbation: str = "joint"
-    rule: str = "conservative"
-    candidates: int = 3
-    sign: str = "none"
     momentum: float = 0.0
     adam_betas: tuple[float, float] | None = None
     adam_eps: float = 1e-8
-    lr: float | None = None
-    seed: int = 0
+    zo_lr: float | None = None
 
     def __post_init__(self) -> None:
         check_choice("ZO estimator", self.estimator, ESTIMATORS)
@@ -98,12 +101,16 @@ class ZOConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ZolibError(f"{name} must be > 0, got {value}")
+        if self.zo_lr is not None and not self.zo_lr >= 0:
+            raise ZolibError(f"zo_lr must be >= 0 (0 holds the ZO units fixed), got {self.zo_lr}")
         if self.rule == "conservative" and self.candidates < 2:
             raise ZolibError(f"conservative ZO needs >= 2 candidates, got {self.candidates}")
         if not 0.0 <= self.momentum < 1.0:
             raise ZolibError(f"ZO momentum must be in [0, 1), got {self.momentum}")
         if self.momentum and self.adam_betas is not None:
             raise ZolibError("choose ZO momentum or ZO Adam (adam_betas), not both")
+        if self.adam_betas is not None:
+            object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
 
     def eps_for(self, unit: Hashable) -> float:
         """The perturbation scale of ``unit``: per-modality eps for (branch, layer) keys."""
@@ -113,6 +120,22 @@ class ZOConfig:
         if branch == "text" and self.eps_text is not None:
             return self.eps_text
         return self.eps
+
+    def degeneracy(self) -> str | None:
+        """Why this configuration wastes its estimate, or None.
+
+        Conservative + sign + ``q = 1`` (stateless): ``sign(c z) = sign(c) sign(z)`` and the
+        ``projected`` ``sign(c) z``, so the candidates ``{theta, theta -+ eta d}`` are the same set
+        whatever the measured difference ``c`` is. The rule is then random search along ``sign(z)``
+        (or ``z``): the estimate's forward is wasted and eps (so ``eps_vision < eps_text``) cannot
+        change anything. Momentum or Adam state breaks the symmetry, so they are not flagged.
+        """
+        if (self.rule == "conservative" and self.sign != "none" and self.q == 1 and not self.momentum
+                and self.adam_betas is None and self.candidates % 2 == 1):
+            return (f"conservative ZO with {self.sign} sign and q = 1 ignores its estimate: the candidates "
+                    f"theta -+ zo_lr * sign(z) do not depend on the measured difference, so eps and the "
+                    f"estimate's forward are wasted; use q >= 2 (zolib's MoZO default) or rule='aggressive'")
+        return None
 
 
 @dataclass(eq=False)
@@ -282,23 +305,31 @@ class Estimate:
         return out
 
 
+Probe = Callable[[Sequence["ZOGroup"]], ContextManager]
+"""A context for a forward that perturbs only the given groups (e.g. one that recomputes only what
+the perturbation changes: :class:`zolib.models.partial.PartialForward`)."""
+
+
 def perturbed_loss(closure: Callable[[], torch.Tensor], entries: Sequence[ZOEntry],
                    scale: Callable[[ZOEntry], float], step_seed: int, k: int, distribution: str,
-                   step: int = 0) -> float:
-    """``L(theta + scale(e) * z_{e,k})`` for the given entries, by point-of-use substitution."""
+                   step: int = 0, context: ContextManager | None = None) -> float:
+    """``L(theta + scale(e) * z_{e,k})`` for the given entries, by point-of-use substitution
+    (inside ``context``, when given)."""
     def fill(e: ZOEntry, t: torch.Tensor) -> None:
         t.add_(sample_direction(t, direction_seed(step_seed, e.index, k), distribution), alpha=scale(e))
 
-    with Substitution(entries, fill):
+    with Substitution(entries, fill), (context or nullcontext()):
         return loss_value(closure(), step, "perturbed")
 
 
 def estimate(closure: Callable[[], torch.Tensor], groups: Sequence[ZOGroup], zo: ZOConfig,
-             step_seed: int, loss0: float | None, step: int = 0) -> tuple[Estimate, list[float]]:
+             step_seed: int, loss0: float | None, step: int = 0,
+             probe: Probe | None = None) -> tuple[Estimate, list[float]]:
     """Run the perturbed forwards (call under ``inference_mode`` or ``no_grad``); return the
     estimate and their losses.
 
-    ``loss0`` is ``L(theta)``, required for the one-sided estimator.
+    ``loss0`` is ``L(theta)``, required for the one-sided estimator; ``probe(groups)`` wraps each
+    perturbed forward (None: full forwards).
     """
     two_sided = zo.estimator == "two-sided"
     if not two_sided and loss0 is None:
@@ -310,10 +341,10 @@ def estimate(closure: Callable[[], torch.Tensor], groups: Sequence[ZOGroup], zo:
         for block in blocks:
             entries = [e for g in block for e in g.entries]
             plus = perturbed_loss(closure, entries, lambda e: groups[e.group].eps, step_seed, k,
-                                  zo.distribution, step)
+                                  zo.distribution, step, probe(block) if probe else None)
             if two_sided:
                 minus = perturbed_loss(closure, entries, lambda e: -groups[e.group].eps, step_seed, k,
-                                       zo.distribution, step)
+                                       zo.distribution, step, probe(block) if probe else None)
                 losses += [plus, minus]
                 diff, denom = plus - minus, 2.0
             else:

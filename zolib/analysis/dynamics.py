@@ -1,0 +1,93 @@
+"""What a run's ZO units did: how far they moved, which conservative candidates won, how much the
+training loss jumps from step to step, and a plain reading of a step-size sweep (notebook 01).
+
+All of it is read from stored results (:func:`zolib.cl.trainer.run_experiment` records
+``movement``, ``picks``, ``losses`` and ``zo_effect``), per seed, then summarised over seeds.
+"""
+from __future__ import annotations
+
+import math
+from statistics import median
+from typing import Any, Mapping
+
+import numpy as np
+
+OSCILLATES = 1.5  # loss jumps this many times the frozen model's own batch-to-batch jumps: "oscillates"
+ZO_ACTED = 0.01  # share of test predictions that putting the ZO units back must change: "the ZO units acted"
+Runs = Mapping[int, Mapping[str, Any]]  # {seed: result}
+
+
+def loss_jumps(result: Mapping[str, Any]) -> float:
+    """Standard deviation of the step-to-step change of the training loss, within tasks."""
+    steps = [np.diff(task) for task in result["losses"] if len(task) > 1]
+    return float(np.concatenate(steps).std()) if steps else math.nan
+
+
+def oscillation(runs: Runs, frozen: Runs) -> float:
+    """Median over seeds of :func:`loss_jumps` relative to the frozen model's on the same batches
+    (the frozen model's loss varies from batch to batch too; a ratio near 1 adds nothing to it)."""
+    ratios = [loss_jumps(r) / loss_jumps(frozen[s]) for s, r in runs.items() if s in frozen and r["losses"]]
+    return median(ratios) if ratios else math.nan
+
+
+def pick_shares(runs: Runs) -> dict[str, float]:
+    """Share of steps at which the conservative rule kept theta (``0``), the descent step (``-1``) or
+    the opposite step (``1``), over all tasks and seeds; empty for other rules."""
+    total: dict[str, int] = {}
+    for r in runs.values():
+        for task in r.get("picks") or []:
+            for k, n in task.items():
+                total[k] = total.get(k, 0) + n
+    n = sum(total.values())
+    return {k: total[k] / n for k in sorted(total, key=int)} if n else {}
+
+
+def moved(runs: Runs, mode: str = "zo") -> dict[str, float]:
+    """Mean over seeds of ``|theta_T - theta_0| / |theta_0|`` after the final task, per branch, for
+    the units of ``mode`` (``zo``, ``fo`` or ``frozen``)."""
+    out: dict[str, list[float]] = {}
+    for r in runs.values():
+        if r.get("movement"):
+            for branch, by_mode in r["movement"][-1].items():
+                if mode in by_mode:
+                    out.setdefault(branch, []).append(by_mode[mode])
+    return {b: float(np.mean(v)) for b, v in out.items()}
+
+
+def flips(runs: Runs) -> float:
+    """Median over seeds of the share of test predictions the ZO units changed (NaN without ZO units)."""
+    rates = [r["zo_effect"]["flip_rate"] for r in runs.values() if r.get("zo_effect")]
+    return median(rates) if rates else math.nan
+
+
+def sweep_map(runs: Mapping[str, Runs], frozen: str, entries: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run of a step-size sweep: ``entries[label] = {"rule": ..., "sign": ..., "zo_lr": ...}``.
+
+    Columns: Last (mean over seeds, a diverged seed making it NaN), seeds diverged, the gain over the
+    frozen model, ``acted`` (the ZO units changed at least 1% of predictions, median over seeds),
+    ``oscillation`` (:func:`oscillation`), ``oscillates`` (above :data:`OSCILLATES`), the share of
+    conservative steps that kept theta, and ``reading``: *diverged*, *collapsed* (below the frozen
+    model in every seed), *holds* (within or above it), or *inert* (the ZO units did not act)."""
+    ref = {s: r["last"] for s, r in runs[frozen].items()}
+    rows = []
+    for label, meta in entries.items():
+        by_seed = runs[label]
+        lasts = [r["last"] for r in by_seed.values()]
+        diverged = sum(1 for r in by_seed.values() if r.get("diverged"))
+        gains = [r["last"] - ref[s] for s, r in by_seed.items() if r.get("last") is not None and s in ref]
+        acted = diverged > 0 or (flips(by_seed) >= ZO_ACTED)
+        osc = oscillation({s: r for s, r in by_seed.items() if not r.get("diverged")}, runs[frozen])
+        if diverged:
+            reading = "diverged"
+        elif not acted:
+            reading = "inert"
+        elif gains and all(g < 0 for g in gains):
+            reading = "collapsed"
+        else:
+            reading = "holds"
+        rows.append({"label": label, **meta, "last": float(np.mean(lasts)) if not diverged else math.nan,
+                     "diverged_seeds": diverged, "gain_over_frozen": float(np.mean(gains)) if gains else math.nan,
+                     "zo_flips": flips(by_seed), "acted": acted, "oscillation": osc,
+                     "oscillates": bool(osc > OSCILLATES) if not math.isnan(osc) else False,
+                     "kept_theta": pick_shares(by_seed).get("0", math.nan), "reading": reading})
+    return rows

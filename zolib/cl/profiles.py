@@ -1,0 +1,131 @@
+"""Profiles: one object per scale of the companion, from a CI smoke run to the paper protocol.
+
+A :class:`Profile` holds everything that scales: the training budget (experiment fields), the
+benchmarks and seeds the notebooks cover, per-benchmark settings, the ZO step-size calibration,
+and the notebooks' parameters. It is the one source for the CLI, the sweep planner, the notebook
+runner, notebook 00's table and the README (``zolib profiles`` prints them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import check_choice
+from .config import ExperimentConfig, resolve
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the calibrated ZO regime picks its step size (zolib's choice; the paper validated its
+    mixing ratio this way): train task 1 on all but ``val_fraction`` of its training images with
+    each ``zo_lr`` of ``grid``, keep the one with the best accuracy on the held-out images (ties:
+    lower loss, then smaller step), on ``seed``, and fix it for every seed and task."""
+
+    grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    val_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A scale of the companion (see the module docstring)."""
+
+    name: str
+    summary: str                       # benchmark and model, one line
+    budget: str                        # expected wall time, and on what
+    config: Mapping[str, Any]          # experiment fields: the training budget
+    benchmarks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    per_benchmark: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    calibration: Calibration = Calibration()
+    notebooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "all" and per-notebook stems
+
+    def experiment(self, benchmark: str | None = None, **overrides: Any) -> ExperimentConfig:
+        """The resolved config of ``benchmark`` (default: the profile's first) with ``overrides``."""
+        benchmark = benchmark or overrides.pop("benchmark", None) or self.benchmarks[0]
+        return resolve({**self.config, **self.per_benchmark.get(benchmark, {}), "benchmark": benchmark,
+                        **overrides})
+
+    def notebook_params(self, stem: str) -> dict[str, Any]:
+        """The parameters this profile gives notebook ``stem`` (section ``all``, then its own)."""
+        return {**self.notebooks.get("all", {}), **self.notebooks.get(stem, {})}
+
+
+SMOKE = Profile(
+    "smoke", "synthetic world, tiny CLIP, 2 seeds, reduced notebook grids",
+    "all notebooks within 5 minutes on 2 CPU cores (CI)",
+    config=dict(benchmark="synthetic", protocol="5-steps", batch_size=32, synthetic_train_per_class=6,
+                synthetic_test_per_class=4, warmup_steps=1, eval_batch_size=500),
+    benchmarks=("synthetic",), seeds=(0, 1),
+    calibration=Calibration(grid=(1e-3, 1e-2, 1e-1)),
+    notebooks={  # reduced grids, to stay within CI's budget
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.1], "families": ["ZO*", "conservative"]},
+        "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision"], "regimes": ["calibrated"]},
+        "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 6, "warm_steps": 5,
+                                 "runs": 3, "batch_size": 16},
+        "05_mozo": {"regimes": ["calibrated"]},
+        "06_memory": {"models": {"zolib-tiny": 32}, "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
+    })
+
+CPU = Profile(
+    "cpu", "synthetic world, tiny CLIP, 3 seeds, full notebook grids",
+    "the workshop run without a GPU: within 45 minutes on 2 CPU cores",
+    config=dict(benchmark="synthetic", batch_size=32, synthetic_train_per_class=40, synthetic_test_per_class=10,
+                warmup_steps=4, eval_batch_size=500),
+    benchmarks=("synthetic",), seeds=(0, 1, 2),
+    notebooks={
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "conservative", "conservative + sign"]},
+        "03_layer_wise": {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language"],
+                          "eval_mode_methods": ["hop-odd-vision"]},
+        "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
+                                 "warm_steps": 20},
+        "06_memory": {"models": {"zolib-tiny": 32, "ViT-B-16": 224}, "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
+    })
+
+WORKSHOP = Profile(
+    "workshop", "CIFAR-100 (10 steps), OpenAI ViT-B/16, 20% of each task's images, 3 seeds",
+    "about an hour per seed on one GPU",
+    # 20% of a task is 8 steps of 128 images: warm up over 75% of them, the share of MoE-Adapters'
+    # literal 30-of-40 steps on CIFAR-100, so the learning rate reaches its peak as in the paper.
+    config=dict(benchmark="cifar100", batch_size=128, train_fraction=0.2, warmup_fraction=0.75, num_workers=4),
+    benchmarks=("cifar100",), seeds=(0, 1, 2),
+    notebooks={
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "conservative", "conservative + sign"]},
+        "03_layer_wise": {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
+                          "eval_mode_methods": ["hop-odd-vision"]},
+        "04_gradient_variance": {"quad_samples": 2000, "samples": 64, "warm_steps": 30},
+        "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
+                      "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
+    })
+
+PAPER = Profile(
+    "paper", "CIFAR-100, TinyImageNet, ImageNet-R, OpenAI ViT-B/16, full protocols, 5 seeds",
+    "a GPU cluster (zolib sweep --executor slurm)",
+    config=dict(batch_size=128, num_workers=8),
+    benchmarks=("cifar100", "tinyimagenet", "imagenet-r"), seeds=(0, 1, 2, 3, 4),
+    per_benchmark={"tinyimagenet": {"batch_size": 64}},  # MoE-Adapters4CL's TinyImageNet configs use 64
+    notebooks={
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "ZO* + sign", "conservative",
+                                                                        "conservative + sign"]},
+        "03_layer_wise": {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
+                          "eval_mode_methods": ["hop-odd-vision", "hop-even-vision"]},
+        "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 4000, "samples": 128,
+                                 "warm_steps": 30},
+        "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
+                      "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
+    })
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (SMOKE, CPU, WORKSHOP, PAPER)}
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """The profile called ``name`` (a one-line error lists the valid ones)."""
+    if isinstance(name, Profile):
+        return name
+    check_choice("profile", name, PROFILES)
+    return PROFILES[name]
+
+
+def profile_config(profile: str | Profile, benchmark: str | None = None, **overrides: Any) -> ExperimentConfig:
+    """Shorthand for ``get_profile(profile).experiment(benchmark, **overrides)``."""
+    return get_profile(profile).experiment(benchmark, **overrides)

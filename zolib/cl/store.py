@@ -1,0 +1,144 @@
+"""The run store: every finished run and calibration, keyed by its resolved config and by a hash
+of the zolib code that decides its numbers, written atomically, resumable from checkpoints.
+
+Layout under the store's root (``$ZOLIB_STORE``, default ``$ZOLIB_CACHE/store``, i.e.
+``~/.cache/zolib/store``; on a cluster put it on a shared filesystem):
+
+- ``runs/<config key>-<code hash>.json``: a result (see :func:`zolib.cl.trainer.run_experiment`),
+  with ``<...>.json.ckpt`` beside it while the run is unfinished: a rerun resumes there;
+- ``calibrations/<key>-<code hash>.json``: the ZO step size a calibration chose, and its table.
+
+A run whose loss turns NaN is a result too: ``diverged`` holds the one-line message, the finished
+tasks are kept, and ``last``/``avg`` are None (a NaN model has no accuracy worth reporting).
+
+A :class:`Request` is a run as a notebook asks for it: a resolved config, and, for the
+calibrated regime, the :class:`~zolib.cl.profiles.Calibration` that picks its ZO step size first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import NanLossError
+from ..runtime import atomic_write_json, cache_dir, provenance
+from .config import ExperimentConfig
+from .profiles import Calibration
+
+_SOURCES = ("cl/trainer.py", "cl/config.py", "cl/metrics.py", "optim", "models", "rng.py", "data/synthetic.py",
+            "data/benchmark.py", "data/real.py", "data/scenarios.py", "data/transforms.py")
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """Hash of the zolib sources that decide an experiment's numbers (and of the shipped weights' record)."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted(f for s in _SOURCES for f in ((root / s).rglob("*") if (root / s).is_dir() else [root / s])
+                   if f.suffix in (".py", ".json"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run a study asks for: ``config``, or, with ``calibration``, ``config`` with the ZO step
+    size that calibration chooses (its ``zo_lr`` is then ignored)."""
+
+    config: ExperimentConfig
+    calibration: Calibration | None = None
+
+    def calibration_config(self) -> ExperimentConfig:
+        """The config the calibration trains (the calibration's seed; the step size is its to pick)."""
+        return self.config.replace(seed=self.calibration.seed)
+
+
+class Store:
+    """Runs and calibrations on disk (see the module docstring)."""
+
+    def __init__(self, root: str | Path | None = None):
+        root = root or os.environ.get("ZOLIB_STORE")
+        self.root = Path(root).expanduser() if root else cache_dir("store")
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ runs
+    def run_path(self, cfg: ExperimentConfig) -> Path:
+        return self.root / "runs" / f"{cfg.key()}-{code_hash()}.json"
+
+    def get(self, cfg: ExperimentConfig) -> dict[str, Any] | None:
+        """The stored result of ``cfg``, or None."""
+        path = self.run_path(cfg)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def run(self, cfg: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
+        """The stored result of ``cfg``, running (or resuming) it first if needed."""
+        from .trainer import run_experiment
+        stored = self.get(cfg)
+        if stored is not None:
+            return stored
+        path = self.run_path(cfg)
+        try:
+            return run_experiment(cfg, path, progress=progress)
+        except NanLossError as err:
+            record = self._diverged(cfg, path, err)
+            atomic_write_json(path, record)
+            return record
+
+    @staticmethod
+    def _diverged(cfg: ExperimentConfig, path: Path, err: Exception) -> dict[str, Any]:
+        import torch
+        ckpt = path.with_name(path.name + ".ckpt")
+        state = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else {}
+        ckpt.unlink(missing_ok=True)
+        return {"diverged": str(err), "last": None, "avg": None, "forgetting": None, "bwt": None,
+                "zero_shot": state.get("zero_shot"), "acc_matrix": state.get("acc_matrix", []),
+                "pooled": state.get("pooled", []), "losses": state.get("losses", []),
+                "picks": state.get("picks", []), "movement": state.get("movement", []), "zo_effect": None,
+                "config": cfg.as_dict(), "config_key": cfg.key(), **provenance()}
+
+    # ------------------------------------------------------------------ calibrations
+    def calibration_path(self, req: Request) -> Path:
+        cfg = req.calibration_config()
+        blob = json.dumps({"config": cfg.replace(zo_lr=None).key(), "calibration": asdict(req.calibration)},
+                          sort_keys=True)
+        return self.root / "calibrations" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}-{code_hash()}.json"
+
+    def get_calibration(self, req: Request) -> dict[str, Any] | None:
+        path = self.calibration_path(req)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def calibrate(self, req: Request, progress: bool = False) -> dict[str, Any]:
+        """The stored calibration of ``req``, computing it first if needed."""
+        from .trainer import calibrate
+        stored = self.get_calibration(req)
+        if stored is None:
+            cal = req.calibration
+            stored = calibrate(req.calibration_config(), cal.grid, cal.val_fraction, progress)
+            atomic_write_json(self.calibration_path(req), stored)
+        return stored
+
+    # ------------------------------------------------------------------ requests
+    def resolve(self, req: Request) -> ExperimentConfig | None:
+        """The config ``req`` runs: itself, or with its calibrated step size (None while uncalibrated)."""
+        if req.calibration is None:
+            return req.config
+        cal = self.get_calibration(req)
+        return None if cal is None else req.config.replace(zo_lr=cal["zo_lr"])
+
+    def result(self, req: Request) -> dict[str, Any] | None:
+        """The stored result of ``req``, or None."""
+        cfg = self.resolve(req)
+        return None if cfg is None else self.get(cfg)
+
+    def execute(self, req: Request, progress: bool = False) -> dict[str, Any]:
+        """Calibrate if needed, then run: the result of ``req``, computed in this process."""
+        if req.calibration is not None:
+            self.calibrate(req, progress)
+        return self.run(self.resolve(req), progress)
