@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from zolib.analysis import branch_gates, clip_batch, clip_loss, measure_step  # noqa: E402
 from zolib.models import MoEConfig, build_adapted_clip  # noqa: E402
-from zolib.optim import ZOConfig, build_optimizer  # noqa: E402
+from zolib.optim import build_optimizer  # noqa: E402
 from zolib.runtime import atomic_write_json, provenance  # noqa: E402
 
 MODELS = {  # name -> (open_clip name, MoE config, image size, default batch)
@@ -36,12 +36,12 @@ MODELS = {  # name -> (open_clip name, MoE config, image size, default batch)
 CONFIGS: list[tuple[str, str, dict[str, Any]]] = [  # label, method, build_optimizer options
     ("FO", "fo", {}),
     ("Dual", "dual", {}),
-    ("Dual ZO* one-sided", "dual", {"zo_rule": "aggressive"}),
+    ("Dual ZO* one-sided", "dual", {"rule": "aggressive"}),
     ("Vision", "vision", {}),
     ("Language", "language", {}),
     ("Vision Hop-odd", "hop-odd-vision", {}),
     ("MoZO", "mozo", {}),
-    ("Dual ZO* two-sided", "dual", {"zo": ZOConfig(estimator="two-sided", rule="aggressive")}),
+    ("Dual ZO* two-sided", "dual", {"estimator": "two-sided", "rule": "aggressive"}),
 ]
 PEER = "infty ZeroFlow zo_sgd two-sided"
 

@@ -36,7 +36,8 @@ def test_dual_saves_nothing_and_its_step_peaks_at_inference(table):
     dual = table["Dual"]
     assert dual["saved_bytes"] == dual["saved_vision_bytes"] == dual["saved_text_bytes"] == 0
     assert dual["gradient_bytes"] == dual["optimizer_state_bytes"] == 0
-    assert dual["peak_bytes"] < 1.1 * dual["inference_peak_bytes"]  # forwards only, nothing kept
+    # forwards only, nothing kept: an inference forward plus one perturbed copy of the adapters (zolib.optim.zo)
+    assert dual["peak_bytes"] < 1.1 * (dual["inference_peak_bytes"] + dual["parameter_bytes"])
     assert dual["peak_over_fo"] < 0.2 and dual["cuda_peak_bytes"] is None  # CPU: no allocator column
 
 

@@ -114,3 +114,11 @@ def test_recorded_numbers_that_the_math_guarantees(smoke):
     assert runs["synthetic/FO"]["gain_over_frozen"] > 0, "FO adapters learn"
     frozen = runs["synthetic/frozen"]
     assert frozen["zo_flips"] is None and frozen["gain_over_frozen"] == 0
+
+
+def test_the_readme_lists_every_profile_as_the_profile_objects_say():
+    from zolib.cl.profiles import PROFILES
+    from zolib.runtime import REPO_ROOT
+    readme = (REPO_ROOT / "README.md").read_text()
+    for p in PROFILES.values():
+        assert f"| `{p.name}` | {p.summary} |" in readme and p.budget in readme, p.name

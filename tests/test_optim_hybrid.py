@@ -57,12 +57,16 @@ CONFIGS = [
 @pytest.mark.parametrize("modes", [HYBRID, PURE_ZO], ids=["hybrid", "pure-zo"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{v}" for v in c.values()))
 def test_zero_lr_restores_parameters_bit_for_bit(cfg, modes):
+    """Every probe and candidate runs (the ZO units are ZO, their step scheduled to 0), and afterwards
+    every parameter is bit for bit what it was."""
     net = Net()
     net.train()
     before = copy.deepcopy(net.state_dict())
-    opt = HybridOptimizer(net, units_of(net), modes, lr=0.0, weight_decay=0.1, zo=ZOConfig(**cfg))
+    opt = HybridOptimizer(net, units_of(net), modes, lr=0.1, weight_decay=0.1, zo=ZOConfig(**cfg),
+                          schedule=lambda step: 0.0)
     for _ in range(2):
-        opt.step(net)
+        result = opt.step(net)
+    assert result.forwards == opt.forwards_per_step > 1 and any(c != 0 for cs in result.info["projected"] for c in cs)
     for name, value in net.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert net.training and net.drop.training
@@ -166,19 +170,24 @@ def test_conservative_rejects_a_candidate_whose_loss_is_not_finite():
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "theta is kept"
 
 
-def test_parameter_used_outside_its_module_is_reported():
+def test_a_parameter_read_outside_its_module_is_perturbed_too():
+    """Substitution swaps the parameter's data, so code that reads it outside its module's forward
+    (like nn.MultiheadAttention's out_proj) sees the perturbation; the value comes back bit for bit."""
     class Outside(nn.Module):
         def __init__(self):
             super().__init__()
             self.lin = nn.Linear(3, 1)
 
         def forward(self):
-            return (torch.ones(3) @ self.lin.weight.T).sum()  # lin.forward never runs
+            return (torch.ones(3) @ self.lin.weight.T).square().sum()  # lin.forward never runs
 
     model = Outside()
-    opt = HybridOptimizer(model, {"u": [model.lin.weight]}, {"u": "zo"})
-    with pytest.raises(ZolibError, match="did not run"):
-        opt.step(model)
+    before = model.lin.weight.detach().clone()
+    opt = HybridOptimizer(model, {"u": [model.lin.weight]}, {"u": "zo"}, lr=0.1, zo=ZOConfig(rule="aggressive"),
+                          schedule=lambda step: 0.0)
+    result = opt.step(model)
+    assert result.info["projected"][0][0] != 0.0, "the probe saw its perturbation"
+    assert torch.equal(model.lin.weight, before)
 
 
 def test_conservative_never_increases_the_loss():

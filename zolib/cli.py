@@ -23,12 +23,13 @@ HELP = {
     "protocol": "class-incremental protocol (default: the benchmark's)",
     "adapter": "moe | lora", "zo_lr": "ZO step size (default: lr, the paper's literal setting; 0 holds ZO units fixed)",
     "rule": "aggressive | conservative", "sign": "none | elementwise | projected",
-    "estimator": "one-sided | two-sided", "distribution": "gaussian | rademacher", "perturbation": "joint | block",
+    "distribution": "gaussian | rademacher", "perturbation": "joint | block",
     "q": "ZO directions averaged per step", "eps": "ZO perturbation scale", "eps_vision": "eps of vision units",
     "eps_text": "eps of text units", "max_steps_per_task": "steps per task (0: one epoch; with --dry-run: 2)",
     "fo_train_mode": "true: FO units train with dropout and router noise (default); false: eval mode",
     "adam_betas": "ZO-Adam betas, e.g. 0.9,0.999", "device": "auto | cpu | cuda | cuda:N",
     "mix": "the paper's lambda: ZO update scale relative to FO",
+    "schedule": "warmup-cosine | constant", "estimator": "one-sided | two-sided | forward-grad",
 }
 
 
@@ -78,10 +79,12 @@ def config_flags(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def _methods_epilog() -> str:
-    from .optim.methods import listing
+    from .optim.methods import ZO_OPTIMIZERS, listing
     methods = listing()
-    width = max(map(len, methods))
-    return "methods:\n" + "\n".join(f"  {name:<{width}}  {line}" for name, line in methods.items())
+    width = max(map(len, [*methods, *ZO_OPTIMIZERS]))
+    return ("methods (--method):\n" + "\n".join(f"  {name:<{width}}  {line}" for name, line in methods.items())
+            + "\n\nZO optimizers (--zo-optimizer, for the method's ZO units):\n"
+            + "\n".join(f"  {name:<{width}}  {help}" for name, (help, _) in ZO_OPTIMIZERS.items()))
 
 
 def _add_experiment(sub) -> None:
@@ -98,6 +101,8 @@ def _add_experiment(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None,
                    help="result JSON (default results/<benchmark>-<method>-<profile>-s<seed>.json)")
+    p.add_argument("--zo-optimizer", dest="zo_optimizer", default=None, metavar="NAME",
+                   help="ZO settings of the ZeroFlow / ZO-Bench family (listed below) for the method's ZO units")
     p.add_argument("--weights", default=None, help="local OpenAI ViT-B-16.pt for machines without internet")
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="real architecture, random weights, synthetic inputs: check memory and time")
@@ -110,7 +115,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
     if args.weights:
         os.environ["ZOLIB_CLIP_WEIGHTS"] = args.weights
     overrides = {k: getattr(args, k) for k in args.config_fields if getattr(args, k) is not None}
-    overrides.update(method=args.method, seed=args.seed)
+    overrides.update(method=args.method, seed=args.seed, zo_optimizer=args.zo_optimizer)
     if args.dry_run:
         from .cl.dryrun import dry_run
         steps = overrides.pop("max_steps_per_task", None) or 2

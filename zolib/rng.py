@@ -30,10 +30,11 @@ def mix(*values: int) -> int:
 
 def generator(device: torch.device | str, seed: int) -> torch.Generator:
     """This device's shared generator, reseeded with ``seed`` (use it at once: the next call reseeds it)."""
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
     gen = _GENERATORS.get(device)
     if gen is None:
-        gen = _GENERATORS[device] = torch.Generator(device=device)
+        key = device
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        gen = _GENERATORS[key] = _GENERATORS.get(device) or torch.Generator(device=device)
     return gen.manual_seed(seed)

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from ..data.scenarios import PROTOCOLS, resolve_protocol
 from ..errors import ZolibError, check_choice
 from ..optim.build import ZO_FIELDS
-from ..optim.methods import mask_text, parse, resolve_mask
+from ..optim.methods import mask_text, parse, resolve_mask, zo_optimizer
 from ..optim.zo import ZOConfig
 
 BENCHMARKS = ("synthetic", "cifar100", "tinyimagenet", "imagenet-r")
@@ -59,6 +59,7 @@ class ExperimentConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 30
     warmup_fraction: float = 0.0       # > 0: warm up over this share of each task's steps instead
+    schedule: str = "warmup-cosine"    # warmup-cosine (MoE-Adapters4CL) | constant (MeZO's ZO-SGD)
     fo_train_mode: bool = True         # FO units train with dropout and router noise (zolib.optim.hybrid)
     mix: float = 1.0                   # the paper's lambda: ZO update scale relative to FO
     zo: ZOConfig = field(default_factory=lambda: INACTIVE_ZO)
@@ -109,6 +110,7 @@ class ExperimentConfig:
 
 EXPERIMENT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name not in ("zo", "zo_mask"))
 FIELDS = EXPERIMENT_FIELDS + ZO_FIELDS
+SCHEDULES = ("warmup-cosine", "constant")
 
 
 def flat(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -119,16 +121,19 @@ def flat(cfg: ExperimentConfig) -> dict[str, Any]:
 def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
     """An :class:`ExperimentConfig` from flat ``values`` (experiment and ZO field names; None = default).
 
-    Order: the dataclass defaults, the method's settings (e.g. MoZO's), then ``values``. Unknown
-    names and bad choices raise a one-line :class:`~zolib.errors.ZolibError`; a ZO setting that
-    cannot act (:meth:`~zolib.optim.zo.ZOConfig.degeneracy`) warns with :class:`ZOWarning`.
+    Order: the dataclass defaults, the method's settings (e.g. MoZO's), the settings of
+    ``zo_optimizer`` (a name of :data:`zolib.optim.methods.ZO_OPTIMIZERS`, e.g. ``zo-adam``: sugar, not
+    a field), then ``values``. Unknown names and bad choices raise a one-line
+    :class:`~zolib.errors.ZolibError`; a ZO setting that cannot act
+    (:meth:`~zolib.optim.zo.ZOConfig.degeneracy`) warns with :class:`ZOWarning`.
     """
-    unknown = sorted(set(values) - set(FIELDS))
+    unknown = sorted(set(values) - set(FIELDS) - {"zo_optimizer"})
     if unknown:
         raise ZolibError(f"unknown experiment parameter(s) {', '.join(unknown)}; valid: {', '.join(FIELDS)}")
     given = {k: v for k, v in values.items() if v is not None}
     method = str(given.get("method", "fo"))
-    settings = {**parse(method).settings, **given}
+    family = zo_optimizer(given.pop("zo_optimizer")) if given.get("zo_optimizer") else {}
+    settings = {**parse(method).settings, **family, **given}
     exp = {k: v for k, v in settings.items() if k in EXPERIMENT_FIELDS}
     check_choice("benchmark", exp.get("benchmark", "synthetic"), BENCHMARKS)
     benchmark = exp.get("benchmark", "synthetic")
@@ -172,6 +177,7 @@ def _check(cfg: ExperimentConfig) -> None:
         raise ZolibError("batch_size and epochs must be positive integers")
     if not 0 < cfg.train_fraction <= 1:
         raise ZolibError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
+    check_choice("schedule", cfg.schedule, SCHEDULES)
     if not 0 <= cfg.warmup_fraction < 1:
         raise ZolibError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
     if cfg.max_steps_per_task < 0:

@@ -135,9 +135,9 @@ def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, total_steps: i
     """The optimizer of ``cfg`` with the harness's warm-up + cosine schedule."""
     units = trainable_units(model)
     warmup = round(cfg.warmup_fraction * total_steps) if cfg.warmup_fraction else cfg.warmup_steps
+    schedule = warmup_cosine(max(1, warmup), total_steps) if cfg.schedule == "warmup-cosine" else (lambda step: 1.0)
     return HybridOptimizer(model, units, unit_modes(cfg.mask, units), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                           mix=cfg.mix, zo=cfg.zo, schedule=warmup_cosine(max(1, warmup), total_steps), seed=seed,
-                           fo_train_mode=cfg.fo_train_mode)
+                           mix=cfg.mix, zo=cfg.zo, schedule=schedule, seed=seed, fo_train_mode=cfg.fo_train_mode)
 
 
 def task_indices(cfg: ExperimentConfig, bench, task: int, gen: torch.Generator) -> np.ndarray:

@@ -34,8 +34,12 @@ def requests(profile: str = "smoke", seed: int = 0) -> dict[str, Request]:
 
 def world_check(profile: str = "smoke", seed: int = 0, store: Store | None = None) -> dict[str, float]:
     """Zero-shot, chance, joint-FO, sequential-FO and frozen figures of the synthetic world."""
+    from .sweep import default_jobs, run_sweep
     store = store or Store()
-    r = {name: store.execute(req) for name, req in requests(profile, seed).items()}
+    reqs = requests(profile, seed)
+    if any(store.result(r) is None for r in reqs.values()):
+        run_sweep(reqs.values(), store, "local", jobs=default_jobs(), progress=False)
+    r = {name: store.execute(req) for name, req in reqs.items()}
     seq, frozen = r["FO"], r["frozen"]
     return {"chance": 100 / 100, "zero_shot": seq["zero_shot"], "joint_fo": r["joint FO"]["last"],
             "sequential_fo_last": seq["last"], "sequential_fo_avg": seq["avg"],

@@ -13,6 +13,8 @@ global RNG, so the user's random stream (data order, dropout) is untouched.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from ..errors import check_choice
@@ -26,8 +28,10 @@ def step_seed(base_seed: int, step: int) -> int:
     return mix(base_seed, step)
 
 
+@lru_cache(maxsize=1 << 16)
 def direction_seed(step_seed_: int, param_index: int, k: int = 0) -> int:
-    """The seed of direction ``k`` of parameter ``param_index`` within one step."""
+    """The seed of direction ``k`` of parameter ``param_index`` within one step (memoised: a step asks
+    for the same seeds in its probes, its candidates and its update)."""
     return mix(step_seed_, param_index, k)
 
 

@@ -57,7 +57,9 @@ any        two-sided   conservative    1 + 2 q + (C - 1)       1 + 2 q U + (C - 
 =========  ==========  ==============  ======================  ==========================
 
 A pure-ZO two-sided aggressive step skips ``L(theta)`` (MeZO's cost, 2 forwards at q = 1) and
-reports the mean of the perturbed losses, ``L(theta) + O(eps^2)``. Every other step reports
+reports the mean of the perturbed losses, ``L(theta) + O(eps^2)``. The ``forward-grad`` estimator
+counts like ``one-sided`` without its ``L(theta)`` term: one forward with tangents per direction
+(about 2-3 times a plain forward), whose primal is ``L(theta)``. Every other step reports
 ``L(theta)`` before the update. A step without FO or ZO units (the frozen model) runs one
 ``inference_mode`` forward and changes nothing.
 
@@ -107,7 +109,7 @@ def forwards_per_step(zo: ZOConfig, n_zo_units: int, has_fo: bool) -> int:
         return 1
     probes = zo.q * (n_zo_units if zo.perturbation == "block" else 1)
     two_sided = zo.estimator == "two-sided"
-    needs_loss0 = has_fo or not two_sided or zo.rule == "conservative"
+    needs_loss0 = has_fo or zo.estimator == "one-sided" or zo.rule == "conservative"
     extra = zo.candidates - 1 if zo.rule == "conservative" else 0
     return int(needs_loss0) + probes * (2 if two_sided else 1) + extra
 
@@ -193,16 +195,18 @@ class HybridOptimizer(torch.optim.Optimizer):
         """Partial forwards for a CLIP whose units are (branch, layer): record the input of the lowest
         layer each planned perturbation touches (per branch), see :mod:`zolib.models.partial`."""
         keys = [g.key for g in self._zo]
-        if not keys or not PartialForward.supports(self.model) or not all(
+        if not keys or self.zo.estimator == "forward-grad" or not PartialForward.supports(self.model) or not all(
                 isinstance(k, tuple) and len(k) == 2 and k[0] in ("vision", "text") for k in keys):
             return None
         perturbations = [keys] + ([[k] for k in keys] if self.zo.perturbation == "block" else [])
         starts: dict[str, set[int]] = {"vision": set(), "text": set()}
+        saves = False  # whether any perturbed forward can skip anything
         for units in perturbations:
             for branch, low in self._lowest(units).items():
                 if low is not None:
                     starts[branch].add(low)
-        return PartialForward(self.model, starts)
+                saves = saves or low != 0
+        return PartialForward(self.model, starts) if saves else None
 
     @staticmethod
     def _lowest(keys) -> dict[str, int | None]:
@@ -297,9 +301,11 @@ class HybridOptimizer(torch.optim.Optimizer):
         losses = {0: loss0}
         partial = self._partial is not None and self._partial.ready
         for m in candidate_multipliers(self.zo.candidates)[1:]:
-            def fill(e, t, m=m):
+            def candidate(e, p, m=m):
+                t = p.clone()
                 self.rule.add_(t, e, est, self.state[e.param], m * alphas[e.group])
-            with Substitution(entries, fill), (self._probe(self._zo) if partial else nullcontext()):
+                return t
+            with Substitution(entries, candidate), (self._probe(self._zo) if partial else nullcontext()):
                 value = float(closure())
             losses[m] = value if math.isfinite(value) else math.inf  # a diverging candidate is rejected
         return min(losses, key=losses.__getitem__), losses

@@ -45,6 +45,30 @@ MOZO: dict[str, Any] = {"rule": "conservative", "sign": "elementwise", "q": 2, "
 
 Mask = dict[str, str]  # {"vision": "0101...", "text": "0000..."}, one digit per layer, "1" = ZO
 
+# The ZeroFlow / ZO-Bench optimizer family (ZeroFlow, ICML 2025; its optimizer is `infty` on PyPI), as
+# ZO settings for whatever units a method makes ZO: `zolib experiment --method vision --zo-optimizer zo-adam`.
+ZO_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "zo-sgd": ("MeZO's ZO-SGD: two-sided, q = 1, one step per estimate, constant learning rate",
+               {"estimator": "two-sided", "q": 1, "rule": "aggressive", "sign": "none", "schedule": "constant"}),
+    "zo-sgd-momentum": ("ZO-SGD with momentum 0.9 on the estimate (ZeroFlow's zo_sgd with a momentum base)",
+                        {"estimator": "two-sided", "rule": "aggressive", "momentum": 0.9}),
+    "zo-sgd-sign": ("ZO-SGD-Sign: the sign of the projected difference times the direction (ZeroFlow, ZO-Bench)",
+                    {"estimator": "two-sided", "rule": "aggressive", "sign": "projected"}),
+    "zo-sgd-conserve": ("ZO-SGD-Conserve: keep the best of theta, theta -+ step (ZeroFlow, ZO-Bench)",
+                        {"estimator": "two-sided", "rule": "conservative"}),
+    "zo-adam": ("ZO-Adam: Adam moments on the estimate, betas 0.9, 0.999 (ZeroFlow, ZO-Bench)",
+                {"estimator": "two-sided", "rule": "aggressive", "adam_betas": (0.9, 0.999)}),
+    "forward-grad": ("forward gradient: the exact directional derivative by forward-mode AD (ZeroFlow)",
+                     {"estimator": "forward-grad", "rule": "aggressive"}),
+}
+
+
+def zo_optimizer(name: str) -> dict[str, Any]:
+    """The settings of a ZO optimizer of :data:`ZO_OPTIMIZERS` (one-line error listing them otherwise)."""
+    if name not in ZO_OPTIMIZERS:
+        raise unknown_value("ZO optimizer", name, ZO_OPTIMIZERS)
+    return dict(ZO_OPTIMIZERS[name][1])
+
 _PATTERN_HELP = {"hop-odd": "ZO on odd layers (1, 3, ..., 11)", "hop-even": "ZO on even layers (0, 2, ..., 10)",
                  "prefix<k>": "ZO on the first k layers", "suffix<k>": "ZO on the last k layers"}
 _SIDE_HELP = {"vision": "of the vision branch, all else FO", "language": "of the text branch, all else FO",
