@@ -79,7 +79,7 @@ def per_branch_bytes(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, 
     """Parameter, gradient and optimizer-state bytes of the trainable units, per branch."""
     out: dict[str, dict[str, int]] = {k: dict.fromkeys(BRANCHES, 0) for k in
                                       ("parameter_bytes", "gradient_bytes", "optimizer_state_bytes")}
-    states = [getattr(opt, "_adamw", None), opt]
+    states = [getattr(opt, "_fo", None), opt]
     for (branch, _), params in trainable_units(model).items():
         for p in params.values():
             out["parameter_bytes"][branch] += p.numel() * p.element_size()

@@ -61,6 +61,10 @@ class ExperimentConfig:
     warmup_fraction: float = 0.0       # > 0: warm up over this share of each task's steps instead
     schedule: str = "warmup-cosine"    # warmup-cosine (MoE-Adapters4CL) | constant (MeZO's ZO-SGD)
     fo_train_mode: bool = True         # FO units train with dropout and router noise (zolib.optim.hybrid)
+    fo_optimizer: str = "adamw"        # adamw (MoE-Adapters4CL) | sgd (momentum 0.9: ZO-FC's)
+    classifier: str = "text"           # text: CLIP's class prompts | head: a linear head on image features (ZO-FC)
+    fc_epochs: int = 0                 # head: epochs per task in which it trains (0: all of them; ZO-FC's fc_epoch)
+    zo_backend: str = "zolib"          # zolib | infty: the ZeroFlow optimizer of the `infty` package (cross-check)
     mix: float = 1.0                   # the paper's lambda: ZO update scale relative to FO
     zo: ZOConfig = field(default_factory=lambda: INACTIVE_ZO)
     # data size
@@ -111,6 +115,8 @@ class ExperimentConfig:
 EXPERIMENT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name not in ("zo", "zo_mask"))
 FIELDS = EXPERIMENT_FIELDS + ZO_FIELDS
 SCHEDULES = ("warmup-cosine", "constant")
+CLASSIFIERS = ("text", "head")
+BACKENDS = ("zolib", "infty")
 
 
 def flat(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -158,6 +164,10 @@ def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
         canonical.update(moe_bottleneck=0, moe_experts=defaults.moe_experts)
     if exp.get("warmup_fraction"):
         canonical["warmup_steps"] = 0
+    if exp.get("classifier", "text") == "text":
+        canonical["fc_epochs"] = 0
+    if zo is INACTIVE_ZO:
+        canonical["zo_backend"] = "zolib"
     if benchmark != "synthetic":
         canonical.update(synthetic_train_per_class=defaults.synthetic_train_per_class,
                          synthetic_test_per_class=defaults.synthetic_test_per_class,
@@ -178,6 +188,9 @@ def _check(cfg: ExperimentConfig) -> None:
     if not 0 < cfg.train_fraction <= 1:
         raise ZolibError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
     check_choice("schedule", cfg.schedule, SCHEDULES)
+    check_choice("classifier", cfg.classifier, CLASSIFIERS)
+    check_choice("FO optimizer", cfg.fo_optimizer, ("adamw", "sgd"))
+    check_choice("ZO backend", cfg.zo_backend, BACKENDS)
     if not 0 <= cfg.warmup_fraction < 1:
         raise ZolibError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
     if cfg.max_steps_per_task < 0:

@@ -124,6 +124,18 @@ FIXED: dict[str, Method] = {m.name: m for m in [
 ]}
 
 
+# ZO-FC (arXiv 2510.21019) in CLIP form: ZO on every vision adapter, FO on a linear head over the image
+# features (rows initialised from the class prompts' text features; zolib.models.head). Its public code:
+# Rademacher directions, two-sided, q in 1..32 (zolib: 4), eps 1e-3, gradient-norm clipping at 1.0, SGD
+# with momentum 0.9 at lr 0.01 for both the ZO module and the classifier, old-class logits masked and
+# old-class rows frozen. The text adapters are not trained (the text encoder only initialises rows).
+ZO_FC: dict[str, Any] = {"classifier": "head", "fo_optimizer": "sgd", "lr": 0.01, "zo_lr": 0.01,
+                         "estimator": "two-sided", "distribution": "rademacher", "q": 4, "rule": "aggressive",
+                         "momentum": 0.9, "clip_norm": 1.0}
+FIXED["zo-fc"] = Method("zo-fc", "peer", "ZO-FC: ZO (Rademacher, two-sided, q 4, clipped, SGD momentum) on the vision "
+                        "adapters, FO (SGD) on a linear head; lr 0.01", lambda b, l, n: b == "vision", ZO_FC)
+
+
 def _layerwise(name: str) -> Method | None:
     m = _LAYERWISE.match(name)
     if m is None:
