@@ -1,4 +1,6 @@
-"""The peers in zolib's harness: ZO-FC in CLIP form, and infty's ZeroFlow behind zolib's step."""
+"""The peers in zolib's harness: ZO-FC in CLIP form, SharpZO and its baselines, infty's ZeroFlow behind
+zolib's step."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -106,3 +108,72 @@ def test_the_infty_backend_runs_zeroflow_on_the_same_protocol(tmp_path):
         run_experiment(cfg.replace(method="vision"), tmp_path / "v.json", progress=False)
     with pytest.raises(ZolibError, match="one eps"):
         run_experiment(cfg.replace(eps_vision=5e-4), tmp_path / "e.json", progress=False)
+
+
+# ---------------------------------------------------------------- SharpZO and the prompt methods
+
+def test_a_prompt_context_at_zero_is_zero_shot_clip():
+    from zolib.cl.trainer import class_matrix
+    cfg = profile_config("smoke", method="sharpzo", prompt_dim=8, **SMALL)
+    bench = load_benchmark(cfg)
+    model = build_model(cfg, torch.device("cpu"), bench=bench).eval()
+    plain = build_model(cfg.replace(method="frozen", classifier="text"), torch.device("cpu"), bench=bench).eval()
+    tok = tokenizer(cfg.model_name)
+    with torch.no_grad():
+        torch.testing.assert_close(class_matrix(model, bench, range(10), tok, "cpu"),
+                                   class_matrix(plain, bench, range(10), tok, "cpu"))
+        model.prompt.z.add_(1.0)
+        assert not torch.allclose(class_matrix(model, bench, range(10), tok, "cpu"),
+                                  class_matrix(plain, bench, range(10), tok, "cpu"))
+
+
+def quadratic(dim=6):
+    target = torch.linspace(-1, 1, dim)
+    z = torch.nn.Parameter(torch.zeros(dim))
+    return z, lambda: ((z - target) ** 2).sum()
+
+
+def test_sharpzo_evaluates_its_population_at_points_shifted_by_rho_g_over_norm_g():
+    from zolib.optim.sharpzo import SharpZO, SharpZOConfig
+    z, loss = quadratic()
+    cfg = SharpZOConfig(prompt_mode="sharpzo", prompt_dim=6, population=8, rho=0.1, stage1_steps=5)
+    opt = SharpZO(z, cfg, seed=0)
+    seen = []
+    real = opt._loss
+    opt._loss = lambda closure, x: seen.append(np.asarray(x).copy()) or real(closure, x)
+    mean = np.asarray(opt.es.mean).copy()
+    result = opt.step(loss)
+    g = opt.grad
+    assert np.allclose(g, 2 * (mean - np.linspace(-1, 1, 6)), atol=1e-3), "central differences of a quadratic"
+    population = seen[2 * 6:]
+    assert len(population) == 8 and result.info["stage"] == 1 and result.forwards == 1 + 12 + 8
+    shift = 0.1 * g / np.linalg.norm(g)
+    asked = [p - shift for p in population]
+    assert all(np.linalg.norm(a - mean) > 0 for a in asked), "candidates are CMA-ES draws, then shifted"
+    plain = SharpZO(quadratic()[0], SharpZOConfig(prompt_mode="cmaes", prompt_dim=6, population=8, rho=0.0), seed=0)
+    assert plain.shifted([np.ones(6)], np.ones(6))[0].tolist() == [1.0] * 6, "CMA-ES alone: no shift"
+
+
+def test_sharpzo_switches_to_sparse_zo_sgd_after_stage_one():
+    from zolib.optim.sharpzo import SharpZO, SharpZOConfig
+    z, loss = quadratic(10)
+    opt = SharpZO(z, SharpZOConfig(prompt_mode="sharpzo", prompt_dim=10, population=6, stage1_steps=3, sparsity=0.5,
+                                   mask_every=2), lr=0.05, eps=1e-3, seed=1)
+    stages = [opt.step(loss).info["stage"] for _ in range(8)]
+    assert stages == [1, 1, 1, 2, 2, 2, 2, 2]
+    assert opt.mask.sum() == 5, "half the coordinates are perturbed in stage 2"
+    before = z.detach().clone()
+    opt.step(loss)
+    moved = (z.detach() - before) != 0
+    assert moved.any() and not (moved & ~torch.as_tensor(opt.mask, dtype=torch.bool)).any(), "only masked coordinates move"
+    assert float(loss()) < float(((torch.zeros(10) - torch.linspace(-1, 1, 10)) ** 2).sum())
+
+
+@pytest.mark.parametrize("method", ["coop", "prompt-zo-sgd", "prompt-cma-es", "sharpzo"])
+def test_prompt_methods_run_the_protocol_and_the_fewshot_setting(tmp_path, method):
+    from zolib.cl.fewshot import run_fewshot
+    cfg = profile_config("smoke", method=method, prompt_dim=4, population=4, **SMALL)
+    r = run_experiment(cfg, tmp_path / "r.json", progress=False)
+    assert r["movement"][-1]["vision"] == {"frozen": 0.0} and r["movement"][-1]["prompt"]
+    few = run_fewshot(cfg.replace(stage1_steps=1, stage1_fraction=0.0), shots=2, queries=60)
+    assert 0 < few["queries"] <= 60 and few["curve"] and 0 <= few["accuracy"] <= 100

@@ -36,7 +36,8 @@ def dry_run(cfg: ExperimentConfig, steps: int = 2, progress: bool = True) -> dic
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     tasks, names, size = benchmark_shape(cfg)
-    model = build_model(cfg.replace(classifier="text"), device, pretrained="none").train()
+    model = build_model(cfg.replace(classifier="text") if cfg.classifier == "head" else cfg, device,
+                        pretrained="none").train()
     if cfg.classifier == "head":  # random rows: a dry run checks memory and time, not accuracy
         attach_head(model, len(names))
     tok = tokenizer(cfg.model_name)

@@ -39,7 +39,8 @@ from ..data.scenarios import task_sizes
 from ..errors import NanLossError, ZolibError
 from ..models import LoRAConfig, MoEConfig, build_adapted_clip, clip_logits, tokenizer, trainable_units
 from ..models.head import attach_head, head_logits
-from ..models.units import HEAD
+from ..models.prompt import attach_prompt
+from ..models.units import HEAD, PROMPT
 from ..optim.build import unit_modes
 from ..optim.hybrid import HybridOptimizer
 from ..optim.zo import loss_value
@@ -95,6 +96,10 @@ def build_model(cfg: ExperimentConfig, device: torch.device, pretrained: str | N
                                moe=MoEConfig(num_experts=cfg.moe_experts, top_k=cfg.moe_experts,
                                              bottleneck=cfg.moe_bottleneck or 64),
                                lora=LoRAConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha), device=device)
+    if cfg.classifier == "prompt":
+        tok = tokenizer(cfg.model_name)
+        template = tok([bench.template.format(bench.class_names[0])] if bench is not None else ["a photo of a x."])
+        attach_prompt(model, template.to(device), cfg.sharpzo.n_ctx, cfg.sharpzo.prompt_dim, seed=cfg.seed)
     if cfg.classifier == "head":
         if bench is None:
             raise ValueError("a classifier head needs the benchmark (its classes' prompts)")
@@ -169,6 +174,11 @@ def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, total_steps: i
     warmup = round(cfg.warmup_fraction * total_steps) if cfg.warmup_fraction else cfg.warmup_steps
     schedule = warmup_cosine(max(1, warmup), total_steps) if cfg.schedule == "warmup-cosine" else (lambda step: 1.0)
     modes = run_modes(cfg, units)
+    if cfg.classifier == "prompt" and cfg.sharpzo.prompt_mode in ("cmaes", "sharpzo"):
+        from ..models.partial import PartialForward
+        from ..optim.sharpzo import SharpZO
+        return SharpZO(model.prompt.z, cfg.sharpzo, lr=cfg.zo.zo_lr or cfg.lr, eps=cfg.zo.eps, schedule=schedule,
+                       seed=seed, partial=PartialForward(model, {"text": {0}, "vision": set()}), total_steps=total_steps)
     if cfg.zo_backend == "infty":
         from ..optim.infty import InftyZeroFlow
         return InftyZeroFlow(model, units, modes, lr=cfg.lr, zo=cfg.zo, schedule=schedule, seed=seed)
@@ -181,6 +191,9 @@ def run_modes(cfg: ExperimentConfig, units) -> "OrderedDict":
     """``{unit: "fo" | "zo" | "frozen"}`` of a run: the method's mask; with a classifier head (ZO-FC) the
     text adapters are held fixed (the text encoder only initialised the head's rows); ZO units with a
     ZO step of 0 are held fixed (a control, or the frozen model)."""
+    if cfg.classifier == "prompt":  # only the context trains: FO (CoOp) or forward-only (ZO-SGD, CMA-ES, SharpZO)
+        return OrderedDict((k, ("fo" if cfg.sharpzo.prompt_mode == "fo" else "zo") if k == PROMPT else "frozen")
+                           for k in units)
     modes = unit_modes(cfg.mask, units)
     return OrderedDict((k, "frozen" if (cfg.classifier == "head" and k[0] == "text") or (m == "zo" and not cfg.has_zo)
                         else m) for k, m in modes.items())
@@ -250,7 +263,8 @@ def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def movement(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> dict[str, dict]:
-    """``|theta - theta_0| / |theta_0|`` of the trainable parameters, per branch and unit mode."""
+    """``|theta - theta_0| / |theta_0|`` of the trainable parameters, per branch and unit mode (``|theta -
+    theta_0|`` itself for a unit that starts at zero: a prompt vector)."""
     modes = run_modes(cfg, trainable_units(model))
     sums: dict[str, dict[str, list[float]]] = {}
     for key, params in trainable_units(model).items():
@@ -258,7 +272,8 @@ def movement(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, t
             d = sums.setdefault(key[0], {}).setdefault(modes[key], [0.0, 0.0])
             d[0] += float((p.detach().cpu() - initial[name]).double().square().sum())
             d[1] += float(initial[name].double().square().sum())
-    return {b: {m: math.sqrt(v[0] / v[1]) if v[1] else 0.0 for m, v in by_mode.items()} for b, by_mode in sums.items()}
+    return {b: {m: math.sqrt(v[0] / v[1]) if v[1] else math.sqrt(v[0]) for m, v in by_mode.items()}
+            for b, by_mode in sums.items()}
 
 
 def zo_effect(cfg: ExperimentConfig, model: torch.nn.Module, bench, tok, device: torch.device,

@@ -4,7 +4,8 @@ Every optimizer in :mod:`zolib.optim` sees the model only through this view, so 
 must cover exactly the trainable parameters. ``branch`` is ``"vision"`` or ``"text"``;
 ``layer`` is the 0-based block index (0..11 for ViT-B/16). zolib numbers layers from 0
 everywhere: code, notebooks and figures. A classifier head (:mod:`zolib.models.head`, ZO-FC) is
-the unit ``("head", 0)``, after the blocks.
+the unit ``("head", 0)`` and a learned prompt context (:mod:`zolib.models.prompt`, SharpZO, CoOp)
+the unit ``("prompt", 0)``, after the blocks.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import nn
 
 BRANCHES = ("vision", "text")
 HEAD = ("head", 0)
+PROMPT = ("prompt", 0)
 UnitKey = tuple[str, int]
 Units = "OrderedDict[UnitKey, OrderedDict[str, nn.Parameter]]"
 
@@ -31,6 +33,8 @@ def unit_of(param_name: str) -> UnitKey | None:
     """The (branch, layer) a parameter name belongs to, or None outside the blocks."""
     if param_name.startswith("head."):
         return HEAD
+    if param_name.startswith("prompt."):
+        return PROMPT
     m = _BLOCK.match(param_name)
     if m is None:
         return None

@@ -8,7 +8,7 @@ from typing import Any, Callable, Hashable, Mapping
 from torch import nn
 
 from ..errors import ZolibError
-from ..models.units import HEAD, trainable_units
+from ..models.units import HEAD, PROMPT, trainable_units
 from .hybrid import HybridOptimizer
 from .methods import parse, resolve_mask
 from .zo import Units, ZOConfig, normalize_units
@@ -20,7 +20,7 @@ def unit_layers(units: Mapping[Hashable, Any]) -> dict[str, int]:
     """``{"vision": n, "text": m}``: the number of (branch, layer) units per branch."""
     counts = {"vision": 0, "text": 0}
     for key in units:
-        if key == HEAD:
+        if key in (HEAD, PROMPT):
             continue
         if not (isinstance(key, tuple) and len(key) == 2 and key[0] in counts and isinstance(key[1], int)):
             raise ZolibError(f"methods need (branch, layer) units such as ('vision', 0); got {key!r}")

@@ -92,6 +92,7 @@ from .zo import (Estimate, Substitution, Units, ZOConfig, estimate, loss_value, 
                  owners_of)
 
 MODES = ("fo", "zo", "frozen")
+PROMPT_AT = {("prompt", 0): ("text", 0)}  # a prompt context changes the text branch from its input on
 FO_OPTIMIZERS = ("adamw", "sgd")  # the FO units' optimizer: AdamW (MoE-Adapters4CL) or SGD with momentum (ZO-FC)
 
 
@@ -197,7 +198,7 @@ class HybridOptimizer(torch.optim.Optimizer):
     def _plan_partial(self) -> PartialForward | None:
         """Partial forwards for a CLIP whose units are (branch, layer): record the input of the lowest
         layer each planned perturbation touches (per branch), see :mod:`zolib.models.partial`."""
-        keys = [g.key for g in self._zo]
+        keys = [PROMPT_AT.get(g.key, g.key) for g in self._zo]
         if not keys or self.zo.estimator == "forward-grad" or not PartialForward.supports(self.model) or not all(
                 isinstance(k, tuple) and len(k) == 2 and k[0] in ("vision", "text") for k in keys):
             return None
@@ -213,6 +214,7 @@ class HybridOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _lowest(keys) -> dict[str, int | None]:
+        keys = [PROMPT_AT.get(k, k) for k in keys]
         return {b: min((l for bb, l in keys if bb == b), default=None) for b in ("vision", "text")}
 
     def _probe(self, groups) -> Any:
