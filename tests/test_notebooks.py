@@ -13,7 +13,7 @@ from zolib.notebooks import NOTEBOOK_DIR, notebooks
 from zolib.plotting import FIGURES
 
 EXPECTED = ["00_setup", "01_naive_full_zo", "02_branch_wise", "03_layer_wise", "04_gradient_variance",
-            "05_mozo", "06_memory"]
+            "05_mozo", "06_memory", "07_peers"]
 
 
 def zolib(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
@@ -122,3 +122,15 @@ def test_the_readme_lists_every_profile_as_the_profile_objects_say():
     readme = (REPO_ROOT / "README.md").read_text()
     for p in PROFILES.values():
         assert f"| `{p.name}` | {p.summary} |" in readme and p.budget in readme, p.name
+
+
+@pytest.mark.slow
+def test_the_peers_notebook_checks_peer_claims_and_cross_checks_infty(smoke):
+    peers = smoke["07_peers"]["results"]
+    claims = [c["claim"] for c in peers["claims"]]
+    assert any(c.startswith("ZO-FC forgets less") for c in claims) and any(c.startswith("SharpZO beats") for c in claims)
+    assert peers["infty_cross_check"] and {"zolib Last", "infty Last", "agree"} <= set(peers["infty_cross_check"][0])
+    labels = {r["label"] for r in peers["peers_table"]}
+    assert {"FO", "ZO-FC", "SharpZO", "Dual zo-sgd"} <= labels
+    assert all(r["peak_bytes"] > 0 and r["forwards"] >= 1 for r in peers["peers_table"])
+    assert {r["method"] for r in peers["fewshot"]} == {"frozen", "coop", "prompt-zo-sgd", "prompt-cma-es", "sharpzo"}

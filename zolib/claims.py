@@ -250,6 +250,43 @@ def mozo(runs: Mapping[str, Runs], aggressive: str, conservative: str, sign: str
     ]
 
 
+# --------------------------------------------------------------------------- notebook 07
+
+
+def zo_fc(runs: Mapping[str, Runs], zo_fc_label: str, fo: str, within: float = 2.0) -> list[Verdict]:
+    """ZO-FC's headline (arXiv 2510.21019): ZO on the adapter plus an FO classifier forgets less than FO,
+    at comparable accuracy, read as: its Last is at most ``within`` points below FO's."""
+    z, f = runs[zo_fc_label], runs[fo]
+    return [
+        above("ZO-FC forgets less than FO", "ZO mitigates forgetting (ZO-FC's headline)", "FO's forgetting",
+              metric(f, "forgetting"), "ZO-FC's forgetting", metric(z, "forgetting"), {zo_fc_label: z}),
+        above(f"ZO-FC's Last is within {within:g} points of FO's (comparable accuracy)",
+              "comparable accuracy (ZO-FC's headline)", f"ZO-FC + {within:g}",
+              {s: v + within for s, v in metric(z, "last").items()}, "FO", metric(f, "last"), {zo_fc_label: z}),
+    ]
+
+
+def sharpzo(fewshot: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> list[Verdict]:
+    """SharpZO's headline (arXiv 2506.20990), in its own few-shot setting: at the same query budget it
+    beats ZO-SGD alone and CMA-ES alone. ``fewshot[method][seed]`` are :func:`zolib.cl.fewshot.run_fewshot`
+    results (test accuracy)."""
+    acc = {m: {s: r["accuracy"] for s, r in by_seed.items()} for m, by_seed in fewshot.items()}
+    moved = {m: {s: {"zo_effect": {"flip_rate": 1.0 if r["accuracy"] != r["zero_shot"] else 0.0}}
+                 for s, r in by_seed.items()} for m, by_seed in fewshot.items()}
+    return [above(f"SharpZO beats {other} at the same query budget (few-shot test accuracy)",
+                  "SharpZO 75.64 vs BPT-VLM 72.42, ZIP 70.6-71.0 (16-shot, 11 datasets)", "SharpZO", acc["sharpzo"],
+                  other, acc[method], {"sharpzo": moved["sharpzo"], method: moved[method]})
+            for other, method in (("ZO-SGD alone", "prompt-zo-sgd"), ("CMA-ES alone", "prompt-cma-es"))]
+
+
+def zeroflow_memory(ratio_to_fo: Mapping[str, float], reported: float = 2.41 / 12.08) -> list[Verdict]:
+    """ZeroFlow's memory headline (12.08 GB FO vs 2.41 GB ZO): each member's step peak over FO's is at
+    most the reported ratio. Deterministic (bytes)."""
+    return [exact(f"ZeroFlow {m} needs at most {reported:.2f} of FO's memory, step peak / FO",
+                  f"2.41 GB vs 12.08 GB FO ({reported:.2f})", "reported ratio", reported, m, r)
+            for m, r in ratio_to_fo.items()]
+
+
 # --------------------------------------------------------------------------- notebook 04
 
 

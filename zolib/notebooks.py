@@ -71,7 +71,7 @@ def plan(profile: str, only: Sequence[str] | None = None, extra: dict[str, Any] 
         if build is None:
             continue
         params = {**declared(nb), **parameters(profile, nb, extra)}
-        reqs = studies.requests(profile, build(params), seeds=studies.notebook_seeds(nb.stem, profile))
+        reqs = studies.requests(profile, build(params), seeds=studies.notebook_seeds(nb.stem, profile, params))
         out += reqs.values()
     return out
 

@@ -130,6 +130,37 @@ def mozo(q: int, sign: str, eps_vision: float, eps_text: float, regimes: Iterabl
     return study
 
 
+PROMPT_METHODS = {"CoOp": "coop", "prompt ZO-SGD": "prompt-zo-sgd", "prompt CMA-ES": "prompt-cma-es",
+                  "SharpZO": "sharpzo"}
+
+
+def family_label(member: str, backend: str = "zolib") -> str:
+    return f"Dual {member}" + ("" if backend == "zolib" else f", {backend}")
+
+
+def peers(members: list, cross_check: list, cross_check_lr: float, prompt_methods: list, prompt_dim: int) -> Study:
+    """Notebook 07 (class-incremental part): FO, frozen, conservative Dual and MoZO at their calibrated
+    steps, ZO-FC as published, the ``prompt_methods`` (labels of :data:`PROMPT_METHODS`: SharpZO and
+    its baselines) with a ``prompt_dim``-d vector, the ZeroFlow family on Dual at calibrated steps,
+    and the infty cross-check: the ``cross_check`` members on Dual at ``cross_check_lr`` with zolib's
+    and with infty's ZeroFlow."""
+    study: Study = {FO: {"method": "fo"}, FROZEN: {"method": "frozen"},
+                    "Dual conservative, calibrated": {"method": "dual", "zo_lr": CALIBRATED},
+                    "MoZO, calibrated": {"method": "mozo", "zo_lr": CALIBRATED},
+                    "ZO-FC": {"method": "zo-fc"}}
+    for label in prompt_methods:
+        if label not in PROMPT_METHODS:
+            raise ZolibError(f"unknown prompt method {label!r}; valid: {', '.join(PROMPT_METHODS)}")
+        study[label] = {"method": PROMPT_METHODS[label], "prompt_dim": prompt_dim}
+    for member in members:
+        study[family_label(member)] = {"method": "dual", "zo_optimizer": member, "zo_lr": CALIBRATED}
+    for member in cross_check:
+        for backend in ("zolib", "infty"):
+            study[family_label(member, backend) + f", zo_lr {cross_check_lr:g}"] = {
+                "method": "dual", "zo_optimizer": member, "zo_lr": float(cross_check_lr), "zo_backend": backend}
+    return study
+
+
 def requests(profile: str, study: Mapping[str, Mapping[str, Any]], benchmarks: Iterable[str] | None = None,
              seeds: Iterable[int] | None = None) -> dict[tuple[str, str, int], Request]:
     """``{(label, benchmark, seed): Request}`` of ``study`` on the profile's benchmarks and seeds."""
@@ -157,10 +188,15 @@ NOTEBOOK_STUDIES = {
                                                params["eval_mode_methods"]),
     "05_mozo": lambda params: mozo(params["q"], params["sign"], params["eps_vision"], params["eps_text"],
                                    params["regimes"]),
+    "07_peers": lambda params: peers(params["members"], params["cross_check"], params["cross_check_lr"],
+                                     params["prompt_methods"], params["prompt_dim"]),
 }
 """Notebook stem -> its study from the notebook's parameters (notebooks 04 and 06 train nothing)."""
 
 
-def notebook_seeds(stem: str, profile: str) -> tuple[int, ...] | None:
-    """Seeds a notebook runs (None: the profile's). Notebook 00's world check uses seed 0 only."""
+def notebook_seeds(stem: str, profile: str, params: Mapping[str, Any] | None = None) -> tuple[int, ...] | None:
+    """Seeds a notebook runs (None: the profile's): notebook 00's world check uses the first seed only,
+    and a notebook's own ``seeds`` parameter (07's, to keep the smoke run within CI's budget) wins."""
+    if params and params.get("seeds"):
+        return tuple(params["seeds"])
     return (get_profile(profile).seeds[0],) if stem == "00_setup" else None

@@ -79,7 +79,7 @@ def per_branch_bytes(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, 
     """Parameter, gradient and optimizer-state bytes of the trainable units, per branch."""
     out: dict[str, dict[str, int]] = {k: dict.fromkeys(BRANCHES, 0) for k in
                                       ("parameter_bytes", "gradient_bytes", "optimizer_state_bytes")}
-    states = [getattr(opt, "_adamw", None), opt]
+    states = [getattr(opt, "_fo", None), opt]
     for (branch, _), params in trainable_units(model).items():
         for p in params.values():
             out["parameter_bytes"][branch] += p.numel() * p.element_size()
@@ -246,3 +246,59 @@ def extrapolate_batch(row: Mapping[str, Any], batch: int) -> dict[str, Any]:
     return {"source": "extrapolated", "batch": batch, "config": row["config"], "adapter": row["adapter"],
             "saved_vision_bytes": vision, "saved_text_bytes": text,
             "held_bytes": row["gradient_bytes"] + row["optimizer_state_bytes"] + vision + text}
+
+
+def run_footprint(cfg, batch: int = 4, repeats: int = 3) -> dict[str, Any]:
+    """Bytes and cost of one training step of an experiment config (any method, peers included) on its
+    model with random weights: ``peak_bytes`` (PeakMemory), ``saved_bytes``, ``gradient_bytes``,
+    ``optimizer_state_bytes``, ``forwards`` per step and ``step_over_forward`` (median step time over
+    median inference forward, timed back to back). The classifier (text prompts, head, prompt context)
+    and the optimizer are the harness's own (:func:`zolib.cl.trainer.make_optimizer`). Notebook 07."""
+    import statistics
+    import time
+
+    import torch.nn.functional as F
+
+    from ..cl.trainer import build_model, classifier, make_optimizer, resolve_device
+    from ..data.synthetic import class_names
+    device = resolve_device(cfg.device)
+    torch.manual_seed(0)
+    size = 32 if cfg.model_name == "zolib-tiny" else 224
+
+    class Fake:  # the parts of a benchmark that a classifier reads
+        class_names = class_names() if cfg.benchmark == "synthetic" else [f"class {i}" for i in range(100)]
+        template = "a photo of a {}."
+
+        def prompts(self, ids):
+            return [self.template.format(self.class_names[c]) for c in ids]
+    bench = Fake()
+    model = build_model(cfg, device, pretrained="none", bench=bench).train()
+    classes = list(range(10))
+    logits = classifier(model, bench, classes, tokenizer(cfg.model_name), device)
+    images = torch.randn(batch, 3, size, size, device=device)
+    labels = (torch.arange(batch) % len(classes)).to(device)
+
+    def closure() -> torch.Tensor:
+        return F.cross_entropy(logits(images), labels)
+
+    opt = make_optimizer(cfg, model, 100, seed=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizers = [o for o in (getattr(opt, "_fo", None), opt if isinstance(opt, torch.optim.Optimizer) else None)
+                  if o is not None]
+    result, report = measure_step(lambda: opt.step(closure), model, params, optimizers, gates=branch_gates(model))
+
+    def forward() -> None:
+        model.eval()
+        with torch.no_grad():
+            closure()
+        model.train()
+    ratios = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        opt.step(closure)
+        mid = time.perf_counter()
+        forward()
+        ratios.append((mid - start) / (time.perf_counter() - mid))
+    return {"method": cfg.method, "peak_bytes": report.peak_bytes, "saved_bytes": report.saved_bytes["total"],
+            "gradient_bytes": report.gradient_bytes, "optimizer_state_bytes": report.optimizer_state_bytes,
+            "forwards": result.forwards, "step_over_forward": statistics.median(ratios), "batch": batch}

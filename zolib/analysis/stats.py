@@ -93,3 +93,15 @@ def paired(a: Mapping[int, float], b: Mapping[int, float]) -> Paired:
     else:
         p = float(ttest_rel(xa, xb).pvalue)
     return Paired(seeds, tuple(map(float, xa)), tuple(map(float, xb)), mean, lo, hi, p)
+
+
+def pareto(cost: Sequence[float], value: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both: lower ``cost`` and higher ``value`` (NaN
+    points are left out), ordered by cost."""
+    pts = [(c, v, i) for i, (c, v) in enumerate(zip(cost, value)) if not (math.isnan(c) or math.isnan(v))]
+    front, best = [], -math.inf
+    for c, v, i in sorted(pts, key=lambda p: (p[0], -p[1])):
+        if v > best:
+            front.append(i)
+            best = v
+    return front

@@ -26,6 +26,7 @@ from ..data.scenarios import PROTOCOLS, resolve_protocol
 from ..errors import ZolibError, check_choice
 from ..optim.build import ZO_FIELDS
 from ..optim.methods import mask_text, parse, resolve_mask, zo_optimizer
+from ..optim.sharpzo import SharpZOConfig
 from ..optim.zo import ZOConfig
 
 BENCHMARKS = ("synthetic", "cifar100", "tinyimagenet", "imagenet-r")
@@ -61,8 +62,13 @@ class ExperimentConfig:
     warmup_fraction: float = 0.0       # > 0: warm up over this share of each task's steps instead
     schedule: str = "warmup-cosine"    # warmup-cosine (MoE-Adapters4CL) | constant (MeZO's ZO-SGD)
     fo_train_mode: bool = True         # FO units train with dropout and router noise (zolib.optim.hybrid)
+    fo_optimizer: str = "adamw"        # adamw (MoE-Adapters4CL) | sgd (momentum 0.9: ZO-FC's)
+    classifier: str = "text"           # text: CLIP's prompts | head: a linear head (ZO-FC) | prompt: a learned context (SharpZO, CoOp)
+    fc_epochs: int = 0                 # head: epochs per task in which it trains (0: all of them; ZO-FC's fc_epoch)
+    zo_backend: str = "zolib"          # zolib | infty: the ZeroFlow optimizer of the `infty` package (cross-check)
     mix: float = 1.0                   # the paper's lambda: ZO update scale relative to FO
     zo: ZOConfig = field(default_factory=lambda: INACTIVE_ZO)
+    sharpzo: SharpZOConfig = field(default_factory=SharpZOConfig)  # the prompt classifier's settings (SharpZO, CoOp)
     # data size
     train_fraction: float = 1.0        # share of each task's training set (workshop profile)
     synthetic_train_per_class: int = 60
@@ -83,7 +89,10 @@ class ExperimentConfig:
 
     @property
     def has_zo(self) -> bool:
-        """Whether any unit is ZO and moves (a ZO step above 0)."""
+        """Whether any unit is trained forward-only and moves: a ZO adapter with a ZO step above 0, or
+        a prompt context tuned by ZO-SGD, CMA-ES or SharpZO."""
+        if self.classifier == "prompt":
+            return self.sharpzo.prompt_mode != "fo"
         return "1" in self.zo_mask and self.zo.zo_lr > 0
 
     @property
@@ -108,14 +117,17 @@ class ExperimentConfig:
         return resolve({**flat(self), **changes})
 
 
-EXPERIMENT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name not in ("zo", "zo_mask"))
-FIELDS = EXPERIMENT_FIELDS + ZO_FIELDS
+EXPERIMENT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name not in ("zo", "zo_mask", "sharpzo"))
+SHARPZO_FIELDS = tuple(f.name for f in fields(SharpZOConfig))
+FIELDS = EXPERIMENT_FIELDS + ZO_FIELDS + SHARPZO_FIELDS
 SCHEDULES = ("warmup-cosine", "constant")
+CLASSIFIERS = ("text", "head", "prompt")
+BACKENDS = ("zolib", "infty")
 
 
 def flat(cfg: ExperimentConfig) -> dict[str, Any]:
     """The config's fields as :func:`resolve` takes them (experiment and ZO fields side by side)."""
-    return {**{k: getattr(cfg, k) for k in EXPERIMENT_FIELDS}, **asdict(cfg.zo)}
+    return {**{k: getattr(cfg, k) for k in EXPERIMENT_FIELDS}, **asdict(cfg.zo), **asdict(cfg.sharpzo)}
 
 
 def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
@@ -146,10 +158,17 @@ def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
     zo_values = {k: v for k, v in settings.items() if k in ZO_FIELDS}
     zo = ZOConfig(**zo_values)
     zo = replace(zo, zo_lr=float(lr if zo.zo_lr is None else zo.zo_lr))
-    if "1" not in "".join(mask.values()) or zo.zo_lr == 0:
+    classifier = exp.get("classifier", "text")
+    sharpzo = SharpZOConfig(**{k: v for k, v in settings.items() if k in SHARPZO_FIELDS})
+    if classifier == "prompt":  # only the context is trained: the adapters are not, whatever the mask says
+        mask = {b: "0" * len(bits) for b, bits in mask.items()}
+        zo_prompt = sharpzo.prompt_mode in ("zo", "sharpzo")
+    else:
+        sharpzo, zo_prompt = SharpZOConfig(), False
+    if ("1" not in "".join(mask.values()) and not zo_prompt) or zo.zo_lr == 0:
         zo = INACTIVE_ZO
     adapter = exp.get("adapter", "moe")
-    canonical = {"zo_mask": mask_text(mask), "zo": zo}
+    canonical = {"zo_mask": mask_text(mask), "zo": zo, "sharpzo": sharpzo}
     if adapter == "moe":
         canonical.update(lora_rank=defaults.lora_rank, lora_alpha=defaults.lora_alpha)
         if not exp.get("moe_bottleneck"):
@@ -158,6 +177,10 @@ def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
         canonical.update(moe_bottleneck=0, moe_experts=defaults.moe_experts)
     if exp.get("warmup_fraction"):
         canonical["warmup_steps"] = 0
+    if exp.get("classifier", "text") == "text":
+        canonical["fc_epochs"] = 0
+    if zo is INACTIVE_ZO:
+        canonical["zo_backend"] = "zolib"
     if benchmark != "synthetic":
         canonical.update(synthetic_train_per_class=defaults.synthetic_train_per_class,
                          synthetic_test_per_class=defaults.synthetic_test_per_class,
@@ -178,6 +201,9 @@ def _check(cfg: ExperimentConfig) -> None:
     if not 0 < cfg.train_fraction <= 1:
         raise ZolibError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
     check_choice("schedule", cfg.schedule, SCHEDULES)
+    check_choice("classifier", cfg.classifier, CLASSIFIERS)
+    check_choice("FO optimizer", cfg.fo_optimizer, ("adamw", "sgd"))
+    check_choice("ZO backend", cfg.zo_backend, BACKENDS)
     if not 0 <= cfg.warmup_fraction < 1:
         raise ZolibError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
     if cfg.max_steps_per_task < 0:
@@ -191,5 +217,5 @@ def from_dict(d: Mapping[str, Any]) -> ExperimentConfig:
     values = {k: v for k, v in d.items() if k in EXPERIMENT_FIELDS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZOWarning)
-        cfg = resolve({**values, "method": "custom:" + d["zo_mask"], **d["zo"]})
+        cfg = resolve({**values, "method": "custom:" + d["zo_mask"], **d["zo"], **d.get("sharpzo", {})})
     return replace(cfg, method=d.get("method", cfg.method))

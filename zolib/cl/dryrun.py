@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..models import clip_logits, tokenizer
 from ..runtime import provenance, seed_everything
 from .config import ExperimentConfig
+from ..models.head import attach_head, head_logits
 from .trainer import build_model, make_optimizer, resolve_device
 
 
@@ -34,20 +35,25 @@ def dry_run(cfg: ExperimentConfig, steps: int = 2, progress: bool = True) -> dic
     """Train ``steps`` steps per task on random inputs; report seconds per step and peak memory."""
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    model = build_model(cfg, device, pretrained="none").train()
-    tok = tokenizer(cfg.model_name)
     tasks, names, size = benchmark_shape(cfg)
+    model = build_model(cfg.replace(classifier="text") if cfg.classifier == "head" else cfg, device,
+                        pretrained="none").train()
+    if cfg.classifier == "head":  # random rows: a dry run checks memory and time, not accuracy
+        attach_head(model, len(names))
+    tok = tokenizer(cfg.model_name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for t, classes in enumerate(tasks):
         text = tok([f"a bad photo of a {names[c]}." for c in classes]).to(device)
+        logits = (lambda images, classes=classes: head_logits(model, images, classes)) if cfg.classifier == "head" \
+            else (lambda images, text=text: clip_logits(model, images, text))
         opt = make_optimizer(cfg, model, steps, seed=t)
         for _ in range(steps):
             images = torch.randn(cfg.batch_size, 3, size, size, device=device)
             target = torch.randint(len(classes), (cfg.batch_size,), device=device)
             start = time.perf_counter()
-            opt.step(lambda: F.cross_entropy(clip_logits(model, images, text), target))
+            opt.step(lambda: F.cross_entropy(logits(images), target))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)

@@ -55,13 +55,13 @@ SMOKE = Profile(
     "smoke", "synthetic world, tiny CLIP, 2 seeds, reduced notebook grids",
     "all notebooks within 5 minutes on 2 CPU cores (CI)",
     config=dict(benchmark="synthetic", protocol="5-steps", batch_size=32, synthetic_train_per_class=6,
-                synthetic_test_per_class=4, warmup_steps=1, eval_batch_size=500),
+                synthetic_test_per_class=3, warmup_steps=1, eval_batch_size=500),
     benchmarks=("synthetic",), seeds=(0, 1),
     calibration=Calibration(grid=(1e-3, 1e-2, 1e-1)),
     notebooks={  # reduced grids, to stay within CI's budget
         "01_naive_full_zo": {"zo_lrs": [0.001, 0.1], "families": ["ZO*", "conservative"]},
         "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision"], "regimes": ["calibrated"]},
-        "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 6, "warm_steps": 5,
+        "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 4, "warm_steps": 5,
                                  "runs": 3, "batch_size": 16},
         "05_mozo": {"regimes": ["calibrated"]},
         "06_memory": {"models": {"zolib-tiny": 32}, "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
@@ -80,6 +80,10 @@ CPU = Profile(
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
                                  "warm_steps": 20},
         "06_memory": {"models": {"zolib-tiny": 32, "ViT-B-16": 224}, "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
+        "07_peers": {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam",
+                                 "forward-grad"], "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
+                     "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "prompt_dim": 32,
+                     "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10, "seeds": []},
     })
 
 WORKSHOP = Profile(
@@ -96,6 +100,11 @@ WORKSHOP = Profile(
         "04_gradient_variance": {"quad_samples": 2000, "samples": 64, "warm_steps": 30},
         "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
                       "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
+        "07_peers": {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam",
+                                 "forward-grad"], "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
+                     "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "prompt_dim": 512,
+                     "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10, "seeds": [],
+                     "memory_batch": 32},
     })
 
 PAPER = Profile(
@@ -113,6 +122,11 @@ PAPER = Profile(
                                  "warm_steps": 30},
         "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
                       "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
+        "07_peers": {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam",
+                                 "forward-grad"], "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
+                     "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "prompt_dim": 512,
+                     "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10, "seeds": [],
+                     "memory_batch": 32},
     })
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SMOKE, CPU, WORKSHOP, PAPER)}

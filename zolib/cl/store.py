@@ -29,7 +29,8 @@ from ..runtime import atomic_write_json, cache_dir, provenance
 from .config import ExperimentConfig
 from .profiles import Calibration
 
-_SOURCES = ("cl/trainer.py", "cl/config.py", "cl/metrics.py", "optim", "models", "rng.py", "data/synthetic.py",
+_SOURCES = ("cl/trainer.py", "cl/config.py", "cl/metrics.py", "cl/fewshot.py", "optim", "models", "rng.py",
+            "data/synthetic.py",
             "data/benchmark.py", "data/real.py", "data/scenarios.py", "data/transforms.py")
 
 
@@ -123,6 +124,20 @@ class Store:
             stored = calibrate(req.calibration_config(), cal.grid, cal.val_fraction, progress)
             atomic_write_json(self.calibration_path(req), stored)
         return stored
+
+    # ------------------------------------------------------------------ few-shot (SharpZO's own setting)
+    def fewshot_path(self, cfg: ExperimentConfig, shots: int, queries: int) -> Path:
+        return self.root / "fewshot" / f"{cfg.key()}-{shots}x{queries}-{code_hash()}.json"
+
+    def fewshot(self, cfg: ExperimentConfig, shots: int, queries: int) -> dict[str, Any]:
+        """The stored few-shot result of ``cfg`` (:func:`zolib.cl.fewshot.run_fewshot`), computed if missing."""
+        from .fewshot import run_fewshot
+        path = self.fewshot_path(cfg, shots, queries)
+        if path.exists():
+            return json.loads(path.read_text())
+        result = run_fewshot(cfg, shots, queries)
+        atomic_write_json(path, result)
+        return result
 
     # ------------------------------------------------------------------ requests
     def resolve(self, req: Request) -> ExperimentConfig | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,6 +38,9 @@ from tqdm.auto import tqdm
 from ..data.scenarios import task_sizes
 from ..errors import NanLossError, ZolibError
 from ..models import LoRAConfig, MoEConfig, build_adapted_clip, clip_logits, tokenizer, trainable_units
+from ..models.head import attach_head, head_logits
+from ..models.prompt import attach_prompt
+from ..models.units import HEAD, PROMPT
 from ..optim.build import unit_modes
 from ..optim.hybrid import HybridOptimizer
 from ..optim.zo import loss_value
@@ -83,12 +87,45 @@ def world(cfg: ExperimentConfig, bench) -> dict[str, Any]:
     return {"model": cfg.model_name, "weights": cfg.pretrained, "dataset": bench.name}
 
 
-def build_model(cfg: ExperimentConfig, device: torch.device, pretrained: str | None = None) -> torch.nn.Module:
-    """The adapted CLIP of ``cfg`` (``pretrained`` overrides the benchmark's weights, e.g. ``none``)."""
-    return build_adapted_clip(cfg.model_name, pretrained or cfg.pretrained, cfg.adapter,
-                              moe=MoEConfig(num_experts=cfg.moe_experts, top_k=cfg.moe_experts,
-                                            bottleneck=cfg.moe_bottleneck or 64),
-                              lora=LoRAConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha), device=device)
+def build_model(cfg: ExperimentConfig, device: torch.device, pretrained: str | None = None,
+                bench=None) -> torch.nn.Module:
+    """The adapted CLIP of ``cfg`` (``pretrained`` overrides the benchmark's weights, e.g. ``none``). With
+    ``cfg.classifier == "head"`` it gets a classifier head whose row for each class of ``bench`` starts
+    at its prompt's normalised text feature (so it starts as zero-shot CLIP; :mod:`zolib.models.head`)."""
+    model = build_adapted_clip(cfg.model_name, pretrained or cfg.pretrained, cfg.adapter,
+                               moe=MoEConfig(num_experts=cfg.moe_experts, top_k=cfg.moe_experts,
+                                             bottleneck=cfg.moe_bottleneck or 64),
+                               lora=LoRAConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha), device=device)
+    if cfg.classifier == "prompt":
+        tok = tokenizer(cfg.model_name)
+        template = tok([bench.template.format(bench.class_names[0])] if bench is not None else ["a photo of a x."])
+        attach_prompt(model, template.to(device), cfg.sharpzo.n_ctx, cfg.sharpzo.prompt_dim, seed=cfg.seed)
+    if cfg.classifier == "head":
+        if bench is None:
+            raise ValueError("a classifier head needs the benchmark (its classes' prompts)")
+        head = attach_head(model, len(bench.class_names))
+        classes = list(range(len(bench.class_names)))
+        with torch.no_grad():
+            head.init_rows(classes, model.eval().encode_text(tokenizer(cfg.model_name)(bench.prompts(classes)).to(device),
+                                                             normalize=True))
+    return model
+
+
+def classifier(model: torch.nn.Module, bench, classes: Sequence[int], tok,
+               device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``images -> logits`` over ``classes``: CLIP's text prompts, or the classifier head's rows when the
+    model has one (ZO-FC, :mod:`zolib.models.head`)."""
+    if hasattr(model, "head"):
+        return lambda images: head_logits(model, images, classes)
+    text = tok(bench.prompts(classes)).to(device)
+    return lambda images: clip_logits(model, images, text)
+
+
+def class_matrix(model: torch.nn.Module, bench, classes: Sequence[int], tok, device: torch.device) -> torch.Tensor:
+    """One row per class that image features are compared with: normalised prompt features, or head rows."""
+    if hasattr(model, "head"):
+        return model.head.weight[torch.as_tensor(list(classes), dtype=torch.long, device=device)]
+    return model.encode_text(tok(bench.prompts(classes)).to(device), normalize=True)
 
 
 @torch.no_grad()
@@ -97,7 +134,7 @@ def predict(model: torch.nn.Module, bench, classes: Sequence[int], idx: Sequence
     """Predicted label ids (argmax over ``classes``) and true label ids of the test images ``idx``."""
     was_training = model.training
     model.eval()
-    text = model.encode_text(tok(bench.prompts(classes)).to(device), normalize=True)
+    text = class_matrix(model, bench, classes, tok, device)
     classes_t = torch.tensor(list(classes))
     preds, labels = [], []
     for images, y in DataLoader(Subset(bench.test, list(idx)), batch_size=batch_size):
@@ -136,8 +173,30 @@ def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, total_steps: i
     units = trainable_units(model)
     warmup = round(cfg.warmup_fraction * total_steps) if cfg.warmup_fraction else cfg.warmup_steps
     schedule = warmup_cosine(max(1, warmup), total_steps) if cfg.schedule == "warmup-cosine" else (lambda step: 1.0)
-    return HybridOptimizer(model, units, unit_modes(cfg.mask, units), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                           mix=cfg.mix, zo=cfg.zo, schedule=schedule, seed=seed, fo_train_mode=cfg.fo_train_mode)
+    modes = run_modes(cfg, units)
+    if cfg.classifier == "prompt" and cfg.sharpzo.prompt_mode in ("cmaes", "sharpzo"):
+        from ..models.partial import PartialForward
+        from ..optim.sharpzo import SharpZO
+        return SharpZO(model.prompt.z, cfg.sharpzo, lr=cfg.zo.zo_lr or cfg.lr, eps=cfg.zo.eps, schedule=schedule,
+                       seed=seed, partial=PartialForward(model, {"text": {0}, "vision": set()}), total_steps=total_steps)
+    if cfg.zo_backend == "infty":
+        from ..optim.infty import InftyZeroFlow
+        return InftyZeroFlow(model, units, modes, lr=cfg.lr, zo=cfg.zo, schedule=schedule, seed=seed)
+    return HybridOptimizer(model, units, modes, lr=cfg.lr, weight_decay=cfg.weight_decay, mix=cfg.mix, zo=cfg.zo,
+                           schedule=schedule, seed=seed, fo_train_mode=cfg.fo_train_mode,
+                           fo_optimizer=cfg.fo_optimizer)
+
+
+def run_modes(cfg: ExperimentConfig, units) -> "OrderedDict":
+    """``{unit: "fo" | "zo" | "frozen"}`` of a run: the method's mask; with a classifier head (ZO-FC) the
+    text adapters are held fixed (the text encoder only initialised the head's rows); ZO units with a
+    ZO step of 0 are held fixed (a control, or the frozen model)."""
+    if cfg.classifier == "prompt":  # only the context trains: FO (CoOp) or forward-only (ZO-SGD, CMA-ES, SharpZO)
+        return OrderedDict((k, ("fo" if cfg.sharpzo.prompt_mode == "fo" else "zo") if k == PROMPT else "frozen")
+                           for k in units)
+    modes = unit_modes(cfg.mask, units)
+    return OrderedDict((k, "frozen" if (cfg.classifier == "head" and k[0] == "text") or (m == "zo" and not cfg.has_zo)
+                        else m) for k, m in modes.items())
 
 
 def task_indices(cfg: ExperimentConfig, bench, task: int, gen: torch.Generator) -> np.ndarray:
@@ -164,19 +223,24 @@ def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, 
     loader = DataLoader(Subset(bench.train, idx.tolist()), batch_size=cfg.batch_size, shuffle=True,
                         generator=gen, num_workers=cfg.num_workers, drop_last=False)
     classes = list(bench.scenario.tasks[task])
-    text = tok(bench.prompts(classes)).to(device)
+    if hasattr(model, "head"):  # ZO-FC: only the current classes' rows train; older rows are frozen
+        model.head.freeze_rows(classes)
+    logits = classifier(model, bench, classes, tok, device)
     remap = torch.full((len(bench.class_names),), -1, dtype=torch.long)
     remap[torch.tensor(classes)] = torch.arange(len(classes))
     total = task_steps(cfg, len(loader))
     opt = make_optimizer(cfg, model, total, seed=cfg.seed * 1000 + task)
+    head_steps = cfg.fc_epochs * len(loader) if cfg.fc_epochs and hasattr(model, "head") else None
     losses: list[float] = []
     picks: dict[str, int] = {}
     bar = tqdm(total=total, desc=f"task {task + 1}/{bench.scenario.num_tasks}", disable=not progress, leave=False)
     while len(losses) < total:
         for images, labels in loader:
             images, target = images.to(device), remap[torch.as_tensor(labels)].to(device)
+            if head_steps is not None and len(losses) == head_steps:  # ZO-FC: the head trains its first fc_epochs
+                opt.hold(HEAD)
             try:
-                result = opt.step(lambda: F.cross_entropy(clip_logits(model, images, text), target))
+                result = opt.step(lambda: F.cross_entropy(logits(images), target))
                 loss_value(result.loss, len(losses), "reported")
             except NanLossError as err:
                 raise NanLossError(f"task {task + 1}, step {len(losses) + 1}: {err} (lr {cfg.lr}, zo_lr "
@@ -199,17 +263,17 @@ def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def movement(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> dict[str, dict]:
-    """``|theta - theta_0| / |theta_0|`` of the trainable parameters, per branch and unit mode."""
-    modes = unit_modes(cfg.mask, trainable_units(model))
-    if not cfg.has_zo:
-        modes = {k: ("fo" if m == "fo" else "frozen") for k, m in modes.items()}
+    """``|theta - theta_0| / |theta_0|`` of the trainable parameters, per branch and unit mode (``|theta -
+    theta_0|`` itself for a unit that starts at zero: a prompt vector)."""
+    modes = run_modes(cfg, trainable_units(model))
     sums: dict[str, dict[str, list[float]]] = {}
     for key, params in trainable_units(model).items():
         for name, p in params.items():
             d = sums.setdefault(key[0], {}).setdefault(modes[key], [0.0, 0.0])
             d[0] += float((p.detach().cpu() - initial[name]).double().square().sum())
             d[1] += float(initial[name].double().square().sum())
-    return {b: {m: math.sqrt(v[0] / v[1]) if v[1] else 0.0 for m, v in by_mode.items()} for b, by_mode in sums.items()}
+    return {b: {m: math.sqrt(v[0] / v[1]) if v[1] else math.sqrt(v[0]) for m, v in by_mode.items()}
+            for b, by_mode in sums.items()}
 
 
 def zo_effect(cfg: ExperimentConfig, model: torch.nn.Module, bench, tok, device: torch.device,
@@ -223,7 +287,7 @@ def zo_effect(cfg: ExperimentConfig, model: torch.nn.Module, bench, tok, device:
         pred, labels = final["pred"], final["labels"]
     else:
         pred, labels = predict(model, bench, classes, idx, tok, device, cfg.eval_batch_size)
-    modes = unit_modes(cfg.mask, trainable_units(model))
+    modes = run_modes(cfg, trainable_units(model))
     zo_params = [(n, p) for k, ps in trainable_units(model).items() if modes[k] == "zo" for n, p in ps.items()]
     saved = [p.detach().clone() for _, p in zo_params]
     with torch.no_grad():
@@ -251,7 +315,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     bench = load_benchmark(cfg)
-    model = build_model(cfg, device)
+    model = build_model(cfg, device, bench=bench)
     initial = adapter_state(model)
     tok = tokenizer(cfg.model_name)
     state: dict[str, Any] = {"config": cfg.as_dict(), "acc_matrix": [], "pooled": [], "losses": [], "picks": [],
@@ -312,7 +376,7 @@ def calibrate(cfg: ExperimentConfig, grid: Sequence[float], val_fraction: float 
     for zo_lr in grid:
         trial = cfg.replace(zo_lr=zo_lr)
         seed_everything(cfg.seed)
-        model = build_model(trial, device)
+        model = build_model(trial, device, bench=bench)
         row: dict[str, Any] = {"zo_lr": float(zo_lr)}
         try:
             train_task(trial, model, bench, 0, tok, device, progress, indices=train)
@@ -336,7 +400,7 @@ def calibrate(cfg: ExperimentConfig, grid: Sequence[float], val_fraction: float 
 def _validation(model, bench, classes, idx, tok, device, batch_size) -> dict[str, float]:
     """Accuracy and mean cross-entropy over ``classes`` on training images ``idx`` (eval mode)."""
     model.eval()
-    text = model.encode_text(tok(bench.prompts(classes)).to(device), normalize=True)
+    text = class_matrix(model, bench, classes, tok, device)
     remap = torch.full((len(bench.class_names),), -1, dtype=torch.long)
     remap[torch.tensor(classes)] = torch.arange(len(classes))
     correct, total, loss = 0, 0, 0.0

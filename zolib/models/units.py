@@ -3,7 +3,9 @@
 Every optimizer in :mod:`zolib.optim` sees the model only through this view, so it
 must cover exactly the trainable parameters. ``branch`` is ``"vision"`` or ``"text"``;
 ``layer`` is the 0-based block index (0..11 for ViT-B/16). zolib numbers layers from 0
-everywhere: code, notebooks and figures.
+everywhere: code, notebooks and figures. A classifier head (:mod:`zolib.models.head`, ZO-FC) is
+the unit ``("head", 0)`` and a learned prompt context (:mod:`zolib.models.prompt`, SharpZO, CoOp)
+the unit ``("prompt", 0)``, after the blocks.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from collections import OrderedDict
 from torch import nn
 
 BRANCHES = ("vision", "text")
+HEAD = ("head", 0)
+PROMPT = ("prompt", 0)
 UnitKey = tuple[str, int]
 Units = "OrderedDict[UnitKey, OrderedDict[str, nn.Parameter]]"
 
@@ -27,6 +31,10 @@ _BLOCK = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.")
 
 def unit_of(param_name: str) -> UnitKey | None:
     """The (branch, layer) a parameter name belongs to, or None outside the blocks."""
+    if param_name.startswith("head."):
+        return HEAD
+    if param_name.startswith("prompt."):
+        return PROMPT
     m = _BLOCK.match(param_name)
     if m is None:
         return None
@@ -48,7 +56,7 @@ def trainable_units(model: nn.Module) -> "OrderedDict[UnitKey, OrderedDict[str, 
         if key is None:
             raise ValueError(f"trainable parameter {name!r} is outside the transformer blocks")
         units.setdefault(key, OrderedDict())[name] = p
-    order = sorted(units, key=lambda k: (BRANCHES.index(k[0]), k[1]))
+    order = sorted(units, key=lambda k: (BRANCHES.index(k[0]) if k[0] in BRANCHES else len(BRANCHES), k[1]))
     return OrderedDict((k, units[k]) for k in order)
 
 
@@ -59,6 +67,6 @@ def zo_inert(param_name: str) -> bool:
 
 def count_parameters(units) -> dict:
     """Parameter counts: per unit ``"vision/3"``, per branch, and ``total``."""
-    per_unit = {f"{b}/{l}": sum(p.numel() for p in ps.values()) for (b, l), ps in units.items()}
+    per_unit = {f"{b}/{l}": sum(p.numel() for p in ps.values()) for (b, l), ps in units.items() if b in BRANCHES}
     per_branch = {b: sum(n for k, n in per_unit.items() if k.startswith(b + "/")) for b in BRANCHES}
     return {"total": sum(per_unit.values()), "per_branch": per_branch, "per_unit": per_unit}

@@ -8,7 +8,7 @@ from typing import Any, Callable, Hashable, Mapping
 from torch import nn
 
 from ..errors import ZolibError
-from ..models.units import trainable_units
+from ..models.units import HEAD, PROMPT, trainable_units
 from .hybrid import HybridOptimizer
 from .methods import parse, resolve_mask
 from .zo import Units, ZOConfig, normalize_units
@@ -20,6 +20,8 @@ def unit_layers(units: Mapping[Hashable, Any]) -> dict[str, int]:
     """``{"vision": n, "text": m}``: the number of (branch, layer) units per branch."""
     counts = {"vision": 0, "text": 0}
     for key in units:
+        if key in (HEAD, PROMPT):
+            continue
         if not (isinstance(key, tuple) and len(key) == 2 and key[0] in counts and isinstance(key[1], int)):
             raise ZolibError(f"methods need (branch, layer) units such as ('vision', 0); got {key!r}")
         counts[key[0]] = max(counts[key[0]], key[1] + 1)
@@ -27,7 +29,8 @@ def unit_layers(units: Mapping[Hashable, Any]) -> dict[str, int]:
 
 
 def unit_modes(mask: Mapping[str, str], units: Mapping[Hashable, Any]) -> "OrderedDict[Hashable, str]":
-    """``{unit: "zo" | "fo"}`` from a mask ``{"vision": "0101...", "text": ...}`` (a branch missing is FO)."""
+    """``{unit: "zo" | "fo"}`` from a mask ``{"vision": "0101...", "text": ...}`` (a branch missing is FO;
+    a classifier head is FO)."""
     return OrderedDict((k, "zo" if k[0] in mask and mask[k[0]][k[1]] == "1" else "fo") for k in units)
 
 

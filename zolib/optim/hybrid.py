@@ -92,6 +92,8 @@ from .zo import (Estimate, Substitution, Units, ZOConfig, estimate, loss_value, 
                  owners_of)
 
 MODES = ("fo", "zo", "frozen")
+PROMPT_AT = {("prompt", 0): ("text", 0)}  # a prompt context changes the text branch from its input on
+FO_OPTIMIZERS = ("adamw", "sgd")  # the FO units' optimizer: AdamW (MoE-Adapters4CL) or SGD with momentum (ZO-FC)
 
 
 @dataclass
@@ -161,7 +163,7 @@ class HybridOptimizer(torch.optim.Optimizer):
     def __init__(self, model: nn.Module, units: Units, modes: Mapping[Hashable, str], *, lr: float = 1e-3,
                  weight_decay: float = 0.0, zo: ZOConfig = ZOConfig(), mix: float = 1.0,
                  schedule: Callable[[int], float] | None = None, seed: int = 0, fo_train_mode: bool = True,
-                 partial: bool = True):
+                 partial: bool = True, fo_optimizer: str = "adamw", fo_momentum: float = 0.9):
         units = normalize_units(units)
         if set(modes) != set(units):
             missing = [k for k in units if k not in modes] or [k for k in modes if k not in units]
@@ -184,9 +186,11 @@ class HybridOptimizer(torch.optim.Optimizer):
         self._zo = make_groups(model, zo_units, zo.eps_for)
         self._held = [p for k, ps in units.items() if modes[k] != "fo" for p in ps.values()]
         fo = self._groups("fo")
-        self._adamw = torch.optim.AdamW(
-            [dict(params=g["params"], lr=g["lr"], weight_decay=weight_decay) for g in fo],
-            lr=lr, weight_decay=weight_decay) if fo else None
+        check_choice("FO optimizer", fo_optimizer, FO_OPTIMIZERS)
+        fo_groups = [dict(params=g["params"], lr=g["lr"], weight_decay=weight_decay) for g in fo]
+        self._fo = (None if not fo else torch.optim.AdamW(fo_groups, lr=lr, weight_decay=weight_decay)
+                       if fo_optimizer == "adamw" else
+                       torch.optim.SGD(fo_groups, lr=lr, momentum=fo_momentum, weight_decay=weight_decay))
         self._train = [unit_module(model, units[g["unit"]]) for g in fo] if fo_train_mode else []
         self._reseed = [m for t in self._train for m in t.modules() if hasattr(m, "reseed")]
         self._partial = self._plan_partial() if partial else None
@@ -194,7 +198,7 @@ class HybridOptimizer(torch.optim.Optimizer):
     def _plan_partial(self) -> PartialForward | None:
         """Partial forwards for a CLIP whose units are (branch, layer): record the input of the lowest
         layer each planned perturbation touches (per branch), see :mod:`zolib.models.partial`."""
-        keys = [g.key for g in self._zo]
+        keys = [PROMPT_AT.get(g.key, g.key) for g in self._zo]
         if not keys or self.zo.estimator == "forward-grad" or not PartialForward.supports(self.model) or not all(
                 isinstance(k, tuple) and len(k) == 2 and k[0] in ("vision", "text") for k in keys):
             return None
@@ -210,6 +214,7 @@ class HybridOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _lowest(keys) -> dict[str, int | None]:
+        keys = [PROMPT_AT.get(k, k) for k in keys]
         return {b: min((l for bb, l in keys if bb == b), default=None) for b in ("vision", "text")}
 
     def _probe(self, groups) -> Any:
@@ -223,6 +228,13 @@ class HybridOptimizer(torch.optim.Optimizer):
     def forwards_per_step(self) -> int:
         """Forward passes each :meth:`step` runs (see the module docstring)."""
         return forwards_per_step(self.zo, len(self._zo), bool(self._groups("fo")))
+
+    def hold(self, unit: Hashable) -> None:
+        """Hold ``unit`` fixed from the next step on (its learning rate becomes 0), e.g. ZO-FC's head after
+        its ``fc_epochs``."""
+        for g in self.param_groups:
+            if g["unit"] == unit:
+                g["base_lr"] = g["lr"] = 0.0
 
     def set_lr_scale(self, factor: float) -> None:
         """Set every group's lr to ``base_lr * factor`` (FO and ZO alike)."""
@@ -238,7 +250,7 @@ class HybridOptimizer(torch.optim.Optimizer):
         zo, zo_pgs = self.zo, self._groups("zo")
         for g, pg in zip(self._zo, zo_pgs):
             g.eps = pg["eps"]
-        has_fo = self._adamw is not None
+        has_fo = self._fo is not None
         info: dict[str, Any] = {}
         loss0, losses, forwards = None, [], 0
         for i, m in enumerate(self._reseed):
@@ -258,6 +270,10 @@ class HybridOptimizer(torch.optim.Optimizer):
                                            self.steps, probe)
                     forwards += len(losses)
                     multiplier = -1
+                    if zo.clip_norm:
+                        norm = est.norm([e for g in self._zo for e in g.entries])
+                        if norm > zo.clip_norm:
+                            est.scale(zo.clip_norm / norm)
                     if zo.rule == "conservative":
                         multiplier, info["candidate_losses"] = self._choose(closure, est, loss0)
                         forwards += len(info["candidate_losses"]) - 1
@@ -268,9 +284,9 @@ class HybridOptimizer(torch.optim.Optimizer):
                     info["cached_bytes"] = self._partial.cached_bytes
                     self._partial.clear()
             if has_fo:
-                for ag, g in zip(self._adamw.param_groups, self._groups("fo")):
+                for ag, g in zip(self._fo.param_groups, self._groups("fo")):
                     ag["lr"], ag["weight_decay"] = g["lr"], g["weight_decay"]
-                self._adamw.step()
+                self._fo.step()
         for m in self._reseed:
             m.reseed(None)
         self.steps += 1
@@ -322,15 +338,15 @@ class HybridOptimizer(torch.optim.Optimizer):
         """torch.optim state (ZO momentum/Adam buffers) plus the step count and AdamW's state."""
         sd = super().state_dict()
         sd["steps"] = self.steps
-        if self._adamw is not None:
-            sd["adamw"] = self._adamw.state_dict()
+        if self._fo is not None:
+            sd["fo"] = self._fo.state_dict()
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict` (the step count also fixes the next directions)."""
         sd = dict(state_dict)
         self.steps = sd.pop("steps", 0)
-        adamw = sd.pop("adamw", None)
-        if adamw is not None and self._adamw is not None:
-            self._adamw.load_state_dict(adamw)
+        adamw = sd.pop("fo", None)
+        if adamw is not None and self._fo is not None:
+            self._fo.load_state_dict(adamw)
         super().load_state_dict(sd)

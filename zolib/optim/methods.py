@@ -124,6 +124,36 @@ FIXED: dict[str, Method] = {m.name: m for m in [
 ]}
 
 
+# ZO-FC (arXiv 2510.21019) in CLIP form: ZO on every vision adapter, FO on a linear head over the image
+# features (rows initialised from the class prompts' text features; zolib.models.head). Its public code:
+# Rademacher directions, two-sided, q in 1..32 (zolib: 4), eps 1e-3, gradient-norm clipping at 1.0, SGD
+# with momentum 0.9 at lr 0.01 for both the ZO module and the classifier, old-class logits masked and
+# old-class rows frozen. The text adapters are not trained (the text encoder only initialises rows).
+ZO_FC: dict[str, Any] = {"classifier": "head", "fo_optimizer": "sgd", "lr": 0.01, "zo_lr": 0.01,
+                         "estimator": "two-sided", "distribution": "rademacher", "q": 4, "rule": "aggressive",
+                         "momentum": 0.9, "clip_norm": 1.0}
+FIXED["zo-fc"] = Method("zo-fc", "peer", "ZO-FC: ZO (Rademacher, two-sided, q 4, clipped, SGD momentum) on the vision "
+                        "adapters, FO (SGD) on a linear head; lr 0.01", lambda b, l, n: b == "vision", ZO_FC)
+
+
+# SharpZO (arXiv 2506.20990) and its baselines: CLIP prompt tuning, the adapters untouched, the prompt
+# context through a 512-d vector (zolib.models.prompt). SharpZO's stage 2 (and ZO-SGD alone): two-sided,
+# q 1, eps 1e-3, lr 1e-3. In the class-incremental harness each task restarts the two stages, stage 1
+# taking half of the task's steps (SharpZO: 100-500 steps, in a few-shot run of hundreds).
+_PROMPT_ZO = {"classifier": "prompt", "estimator": "two-sided", "q": 1, "eps": 1e-3, "rule": "aggressive",
+              "zo_lr": 1e-3}
+for _name, _help, _settings in [
+        ("coop", "CoOp: the prompt context (through SharpZO's 512-d vector) trained FO (AdamW)",
+         {"classifier": "prompt", "prompt_mode": "fo"}),
+        ("prompt-zo-sgd", "ZO-SGD alone on the prompt vector (SharpZO's stage 2 without its mask)",
+         {**_PROMPT_ZO, "prompt_mode": "zo"}),
+        ("prompt-cma-es", "CMA-ES alone on the prompt vector (SharpZO's stage 1 without sharpness)",
+         {"classifier": "prompt", "prompt_mode": "cmaes", "rho": 0.0}),
+        ("sharpzo", "SharpZO: sharpness-aware CMA-ES, then sparse ZO-SGD, on the prompt vector",
+         {**_PROMPT_ZO, "prompt_mode": "sharpzo", "stage1_fraction": 0.5})]:
+    FIXED[_name] = Method(_name, "peer", _help, lambda b, l, n: False, _settings)
+
+
 def _layerwise(name: str) -> Method | None:
     m = _LAYERWISE.match(name)
     if m is None:

@@ -71,6 +71,8 @@ class ZOConfig:
       (no ZO forwards at all): the control of a hybrid method.
     - ``momentum`` (0 = off) and ``adam_betas`` (None = off) act on the (signed) estimate,
       like ZeroFlow's ``zo_sgd``/``zo_adam`` base optimizers; they need state buffers.
+    - ``clip_norm`` (0 = off): the estimate is scaled down to this norm (over all ZO parameters)
+      before the update, as ZO-FC clips its gradient at 1.0.
     """
 
     rule: str = "conservative"
@@ -86,6 +88,7 @@ class ZOConfig:
     momentum: float = 0.0
     adam_betas: tuple[float, float] | None = None
     adam_eps: float = 1e-8
+    clip_norm: float = 0.0
     zo_lr: float | None = None
 
     def __post_init__(self) -> None:
@@ -106,6 +109,8 @@ class ZOConfig:
             raise ZolibError(f"conservative ZO needs >= 2 candidates, got {self.candidates}")
         if not 0.0 <= self.momentum < 1.0:
             raise ZolibError(f"ZO momentum must be in [0, 1), got {self.momentum}")
+        if self.clip_norm < 0:
+            raise ZolibError(f"clip_norm must be >= 0 (0: no clipping), got {self.clip_norm}")
         if self.momentum and self.adam_betas is not None:
             raise ZolibError("choose ZO momentum or ZO Adam (adam_betas), not both")
         if self.adam_betas is not None:
@@ -263,6 +268,14 @@ class Estimate:
     step_seed: int
     distribution: str
     coefs: list[list[float]]
+
+    def scale(self, factor: float) -> None:
+        """Multiply the estimate by ``factor`` (every coefficient)."""
+        self.coefs = [[c * factor for c in cs] for cs in self.coefs]
+
+    def norm(self, entries: Sequence[ZOEntry]) -> float:
+        """``|g_hat|`` over ``entries`` (each parameter's estimate materialised once, then dropped)."""
+        return math.sqrt(sum(float(self.gradient(e).double().square().sum()) for e in entries))
 
     def direction(self, entry: ZOEntry, k: int) -> torch.Tensor:
         """Direction ``k`` of ``entry`` (a fresh tensor)."""

@@ -1,0 +1,84 @@
+"""SharpZO's own setting on the synthetic world: few-shot prompt tuning at a fixed query budget.
+
+All 100 classes at once, ``shots`` training images per class (SharpZO: 16), the prompt context tuned
+by one of the prompt methods (``coop``, ``prompt-zo-sgd``, ``prompt-cma-es``, ``sharpzo``, or
+``frozen``), then accuracy over the whole test set. The training images' features are computed once
+(the image side does not depend on the prompt), so a query is one text-encoder forward over the 100
+class prompts and the loss over every cached feature (full batch).
+
+The budget is counted in forwards ("queries"): ZO-SGD spends 2 per step, CMA-ES ``population`` per
+step (plus the mean's loss), SharpZO's stage 1 ``1 + 2 dim + population`` and its stage 2 2; CoOp,
+trained by backprop, is charged 3 per step (a forward and a backward of about twice its cost). Each method stops at the
+first step that would exceed the budget.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models import tokenizer
+from ..optim.hybrid import HybridOptimizer
+from ..optim.sharpzo import SharpZO
+from ..runtime import provenance, seed_everything
+from .config import ExperimentConfig
+from .trainer import build_model, load_benchmark, resolve_device, run_modes
+
+
+def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> dict[str, Any]:
+    """Tune ``cfg``'s prompt context on ``shots`` images per class within ``queries`` forwards; returns the
+    test accuracy, the zero-shot accuracy, the queries spent and the training-loss curve."""
+    if cfg.classifier != "prompt" and cfg.method != "frozen":
+        raise ValueError(f"few-shot prompt tuning needs a prompt method (coop, prompt-zo-sgd, prompt-cma-es, "
+                         f"sharpzo) or frozen; got {cfg.method}")
+    device = resolve_device(cfg.device)
+    joint = cfg.replace(protocol="joint")
+    seed_everything(cfg.seed)
+    bench = load_benchmark(joint)
+    rng = np.random.RandomState(cfg.seed)
+    picks = np.concatenate([rng.choice(np.flatnonzero(bench.train_targets == c), shots, replace=False)
+                            for c in range(len(bench.class_names))])
+    model = build_model(joint if cfg.classifier == "prompt" else joint.replace(method="frozen"), device, bench=bench)
+    model.eval()
+    tok = tokenizer(cfg.model_name)
+    tokens = tok(bench.prompts(range(len(bench.class_names)))).to(device)
+    with torch.no_grad():
+        images, labels = bench.train.tensors
+        feats = model.encode_image(images[torch.as_tensor(picks)].to(device), normalize=True)
+        targets = labels[torch.as_tensor(picks)].to(device)
+        test_images, test_labels = bench.test.tensors
+        test_feats = torch.cat([model.encode_image(x.to(device), normalize=True) for x in test_images.split(500)])
+
+    def loss() -> torch.Tensor:
+        return F.cross_entropy(model.logit_scale.exp() * feats @ model.encode_text(tokens, normalize=True).T, targets)
+
+    @torch.no_grad()
+    def test_accuracy() -> float:
+        text = model.encode_text(tokens, normalize=True)
+        hits = int(((test_feats @ text.T).argmax(1).cpu() == test_labels).sum())
+        return 100.0 * hits / len(test_labels)
+
+    zero_shot = test_accuracy()
+    spent, curve, start = 0, [], time.perf_counter()
+    if cfg.classifier == "prompt":
+        units = {("prompt", 0): {"prompt.z": model.prompt.z}}
+        mode = cfg.sharpzo.prompt_mode
+        if mode in ("cmaes", "sharpzo"):
+            opt = SharpZO(model.prompt.z, cfg.sharpzo, lr=cfg.zo.zo_lr, eps=cfg.zo.eps, seed=cfg.seed)
+            cost = lambda: opt.forwards_per_step  # noqa: E731 (the next step's cost)
+        else:
+            opt = HybridOptimizer(model, units, run_modes(cfg, units), lr=cfg.lr, zo=cfg.zo, seed=cfg.seed)
+            cost = lambda: 3 if mode == "fo" else opt.forwards_per_step  # noqa: E731
+        while spent + cost() <= queries:
+            spent += cost()
+            result = opt.step(loss)
+            if not math.isfinite(result.loss):
+                break
+            curve.append((spent, result.loss))
+    return {"method": cfg.method, "shots": shots, "budget": queries, "queries": spent, "accuracy": test_accuracy(),
+            "zero_shot": zero_shot, "curve": curve, "seconds": time.perf_counter() - start,
+            "config": cfg.as_dict(), "config_key": cfg.key(), **provenance()}
