@@ -30,6 +30,8 @@ HELP = {
     "adam_betas": "ZO-Adam betas, e.g. 0.9,0.999", "device": "auto | cpu | cuda | cuda:N",
     "mix": "the paper's lambda: ZO update scale relative to FO",
     "schedule": "warmup-cosine | constant", "estimator": "one-sided | two-sided | forward-grad",
+    "classifier": "text | head (ZO-FC) | prompt (SharpZO, CoOp)", "fo_optimizer": "adamw | sgd",
+    "zo_backend": "zolib | infty (cross-check)", "prompt_mode": "fo | zo | cmaes | sharpzo",
 }
 
 
@@ -64,13 +66,15 @@ def _converter(annotation: str):
 def config_flags(parser: argparse.ArgumentParser) -> list[str]:
     """Add one ``--flag`` per experiment and ZO field (same name, dashes for underscores); returns the names."""
     from .cl.config import ExperimentConfig
+    from .optim.sharpzo import SharpZOConfig
     from .optim.zo import ZOConfig
     names = []
-    group = parser.add_argument_group("experiment settings (default: the profile's)")
-    zo_group = parser.add_argument_group("ZO settings (zolib.optim.ZOConfig; default: the method's)")
-    for cls, where in ((ExperimentConfig, group), (ZOConfig, zo_group)):
+    groups = [(ExperimentConfig, parser.add_argument_group("experiment settings (default: the profile's)")),
+              (ZOConfig, parser.add_argument_group("ZO settings (zolib.optim.ZOConfig; default: the method's)")),
+              (SharpZOConfig, parser.add_argument_group("prompt methods: SharpZO, CoOp (zolib.optim.sharpzo)"))]
+    for cls, where in groups:
         for f in dataclasses.fields(cls):
-            if f.name in CLI_ONLY or f.name in ("zo", "zo_mask"):
+            if f.name in CLI_ONLY or f.name in ("zo", "zo_mask", "sharpzo"):
                 continue
             where.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_converter(str(f.type)),
                                default=None, metavar=f.name.upper(), help=HELP.get(f.name))

@@ -264,10 +264,13 @@ def run_footprint(cfg, batch: int = 4, repeats: int = 3) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     torch.manual_seed(0)
     size = 32 if cfg.model_name == "zolib-tiny" else 224
+    names = class_names() if cfg.benchmark == "synthetic" else [f"class {i}" for i in range(100)]
 
     class Fake:  # the parts of a benchmark that a classifier reads
-        class_names = class_names() if cfg.benchmark == "synthetic" else [f"class {i}" for i in range(100)]
         template = "a photo of a {}."
+
+        def __init__(self):
+            self.class_names = names
 
         def prompts(self, ids):
             return [self.template.format(self.class_names[c]) for c in ids]

@@ -31,7 +31,8 @@ from .trainer import build_model, load_benchmark, resolve_device, run_modes
 
 def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> dict[str, Any]:
     """Tune ``cfg``'s prompt context on ``shots`` images per class within ``queries`` forwards; returns the
-    test accuracy, the zero-shot accuracy, the queries spent and the training-loss curve."""
+    test accuracy, the zero-shot accuracy, the queries spent, the training-loss curve and ``zo_effect``
+    (the share of test predictions the tuned prompt changed against the zero-shot one)."""
     if cfg.classifier != "prompt" and cfg.method != "frozen":
         raise ValueError(f"few-shot prompt tuning needs a prompt method (coop, prompt-zo-sgd, prompt-cma-es, "
                          f"sharpzo) or frozen; got {cfg.method}")
@@ -57,12 +58,14 @@ def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> 
         return F.cross_entropy(model.logit_scale.exp() * feats @ model.encode_text(tokens, normalize=True).T, targets)
 
     @torch.no_grad()
-    def test_accuracy() -> float:
-        text = model.encode_text(tokens, normalize=True)
-        hits = int(((test_feats @ text.T).argmax(1).cpu() == test_labels).sum())
-        return 100.0 * hits / len(test_labels)
+    def test_predictions() -> torch.Tensor:
+        return (test_feats @ model.encode_text(tokens, normalize=True).T).argmax(1).cpu()
 
-    zero_shot = test_accuracy()
+    def accuracy(pred: torch.Tensor) -> float:
+        return 100.0 * int((pred == test_labels).sum()) / len(test_labels)
+
+    before = test_predictions()
+    zero_shot = accuracy(before)
     spent, curve, start = 0, [], time.perf_counter()
     if cfg.classifier == "prompt":
         units = {("prompt", 0): {"prompt.z": model.prompt.z}}
@@ -79,6 +82,9 @@ def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> 
             if not math.isfinite(result.loss):
                 break
             curve.append((spent, result.loss))
-    return {"method": cfg.method, "shots": shots, "budget": queries, "queries": spent, "accuracy": test_accuracy(),
-            "zero_shot": zero_shot, "curve": curve, "seconds": time.perf_counter() - start,
+    after = test_predictions()
+    flips = int((after != before).sum())
+    return {"method": cfg.method, "shots": shots, "budget": queries, "queries": spent, "accuracy": accuracy(after),
+            "zero_shot": zero_shot, "zo_effect": {"flip_rate": flips / len(after), "flips": flips},
+            "curve": curve, "seconds": time.perf_counter() - start,
             "config": cfg.as_dict(), "config_key": cfg.key(), **provenance()}
