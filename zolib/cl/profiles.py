@@ -51,6 +51,20 @@ class Profile:
         return {**self.notebooks.get("all", {}), **self.notebooks.get(stem, {})}
 
 
+# Notebook parameters shared by the larger profiles (the smoke profile reduces them for CI)
+FAMILIES = ["ZO*", "conservative", "conservative + sign"]
+LAYER_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
+              "eval_mode_methods": ["hop-odd-vision"]}
+PEERS = {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam", "forward-grad"],
+         "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
+         "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "seeds": []}
+GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU
+    "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
+                  "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
+    "07_peers": {**PEERS, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
+                 "memory_batch": 32},
+}
+
 SMOKE = Profile(
     "smoke", "synthetic world, tiny CLIP, 2 seeds, reduced notebook grids",
     "all notebooks within 5 minutes on 2 CPU cores (CI)",
@@ -74,16 +88,12 @@ CPU = Profile(
                 warmup_steps=4, eval_batch_size=500),
     benchmarks=("synthetic",), seeds=(0, 1, 2),
     notebooks={
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "conservative", "conservative + sign"]},
-        "03_layer_wise": {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language"],
-                          "eval_mode_methods": ["hop-odd-vision"]},
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": FAMILIES},
+        "03_layer_wise": {**LAYER_GRID, "sides": ["vision", "language"]},
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
                                  "warm_steps": 20},
         "06_memory": {"models": {"zolib-tiny": 32, "ViT-B-16": 224}, "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
-        "07_peers": {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam",
-                                 "forward-grad"], "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
-                     "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "prompt_dim": 32,
-                     "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10, "seeds": []},
+        "07_peers": {**PEERS, "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
     })
 
 WORKSHOP = Profile(
@@ -94,17 +104,10 @@ WORKSHOP = Profile(
     config=dict(benchmark="cifar100", batch_size=128, train_fraction=0.2, warmup_fraction=0.75, num_workers=4),
     benchmarks=("cifar100",), seeds=(0, 1, 2),
     notebooks={
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "conservative", "conservative + sign"]},
-        "03_layer_wise": {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
-                          "eval_mode_methods": ["hop-odd-vision"]},
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": FAMILIES},
+        "03_layer_wise": LAYER_GRID,
         "04_gradient_variance": {"quad_samples": 2000, "samples": 64, "warm_steps": 30},
-        "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
-                      "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
-        "07_peers": {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam",
-                                 "forward-grad"], "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
-                     "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "prompt_dim": 512,
-                     "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10, "seeds": [],
-                     "memory_batch": 32},
+        **GPU_NOTEBOOKS,
     })
 
 PAPER = Profile(
@@ -114,19 +117,11 @@ PAPER = Profile(
     benchmarks=("cifar100", "tinyimagenet", "imagenet-r"), seeds=(0, 1, 2, 3, 4),
     per_benchmark={"tinyimagenet": {"batch_size": 64}},  # MoE-Adapters4CL's TinyImageNet configs use 64
     notebooks={
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "ZO* + sign", "conservative",
-                                                                        "conservative + sign"]},
-        "03_layer_wise": {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
-                          "eval_mode_methods": ["hop-odd-vision", "hop-even-vision"]},
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "ZO* + sign", *FAMILIES[1:]]},
+        "03_layer_wise": {**LAYER_GRID, "eval_mode_methods": ["hop-odd-vision", "hop-even-vision"]},
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 4000, "samples": 128,
                                  "warm_steps": 30},
-        "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
-                      "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
-        "07_peers": {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam",
-                                 "forward-grad"], "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
-                     "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "prompt_dim": 512,
-                     "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10, "seeds": [],
-                     "memory_batch": 32},
+        **GPU_NOTEBOOKS,
     })
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SMOKE, CPU, WORKSHOP, PAPER)}
