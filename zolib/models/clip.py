@@ -7,9 +7,7 @@ synthetic captions (:mod:`zolib.models.tiny`).
 """
 from __future__ import annotations
 
-import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -19,18 +17,14 @@ from open_clip.transformer import ResidualAttentionBlock
 from torch import nn
 
 from ..errors import ZolibError, check_choice
+from .architectures import MODELS, TINY, random_clip
 from .lora import LoRAConfig, add_lora
 from .moe import MoEAdapter, MoEConfig
+from .tiny import pretrained_tiny_clip
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-TINY = "zolib-tiny"
-MODELS = ("ViT-B-16", TINY)
 ADAPTERS = ("moe", "lora", "none")
 OPENAI_URL = ("https://openaipublic.azureedge.net/clip/models/5806e77cd80f8b59890b7e101eabd078"
               "d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt")
-
-open_clip.add_model_config(CONFIG_DIR)
-
 
 class AdaptedBlock(ResidualAttentionBlock):
     """open_clip's block with an MoE adapter parallel to the MLP (made by class swap)."""
@@ -72,18 +66,6 @@ def attach_adapters(model: nn.Module, adapter: str = "moe", *, moe: MoEConfig = 
     return model
 
 
-@contextmanager
-def _quiet_open_clip():
-    """Silence open_clip's 'No pretrained weights loaded' warning where random weights are wanted."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def _openai_missing(err: Exception) -> ZolibError:
     cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
     return ZolibError(
@@ -106,14 +88,11 @@ def load_clip(name: str = "ViT-B-16", pretrained: Literal["openai", "synthetic",
     if pretrained == "synthetic":
         if name != TINY:
             raise ZolibError(f"pretrained='synthetic' exists only for {TINY}; use 'openai' or 'none' for {name}")
-        from .tiny import pretrained_tiny_clip
         return pretrained_tiny_clip(device=device)
     if pretrained == "openai" and name == TINY:
         raise ZolibError(f"{TINY} has no OpenAI weights; use pretrained='synthetic' or 'none'")
-    quick_gelu = name == "ViT-B-16"  # OpenAI's ViT-B/16 uses QuickGELU; keep it for random weights too
     if pretrained == "none":
-        with _quiet_open_clip():
-            model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+        model = random_clip(name)
     else:
         weights = weights or os.environ.get("ZOLIB_CLIP_WEIGHTS")
         if weights is not None and not Path(weights).is_file():

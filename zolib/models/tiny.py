@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ZolibError
 from ..runtime import atomic_write_bytes, atomic_write_json, provenance
-from .clip import CONFIG_DIR, TINY, load_clip
+from .architectures import CONFIG_DIR, TINY, random_clip
 
 WEIGHTS = Path(__file__).parent / "weights" / f"{TINY}.safetensors"
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), progress: bool = True) -> t
     """Train the tiny CLIP from scratch on synthetic image-caption pairs (about 6-7 minutes on 2 CPU cores)."""
     from ..data.synthetic import TEMPLATE, class_names, draw, normalise
     torch.manual_seed(cfg.seed)
-    model = load_clip(TINY, "none").train()
+    model = random_clip(TINY).train()
     tok = open_clip.get_tokenizer(TINY)
     pairs = torch.tensor(pretrain_pairs(cfg))
     names = class_names()
@@ -149,6 +149,6 @@ def pretrained_tiny_clip(device: str | torch.device = "cpu", path: Path = WEIGHT
     """The shipped pretrained tiny CLIP, its SHA-256 checked before it is read."""
     from safetensors.torch import load_file
     verified_weights(path)
-    model = load_clip(TINY, "none")
+    model = random_clip(TINY)
     model.load_state_dict(load_file(path))
     return model.to(device).eval()

@@ -15,6 +15,11 @@ query (:class:`zolib.models.partial.PartialForward`).
   ``z^2 * zscore(|g|)`` (``g``: the latest gradient estimate), keeping ``1 - sparsity`` of them, the
   mask renewed every ``mask_every`` steps.
 
+Where the released code (``yifanycc/sharpzo`` at 13b491f) differs, and zolib follows the paper or
+its own choice: CMA-ES ``sigma`` 0.4 with full covariance over a wider projection, a sharpness shift
+of norm ``rho / sqrt(population)``, a fixed stage-1 length, and an *unmasked* stage 2 at a constant
+step (closest here: ``prompt-zo-sgd``). Notebook 07 lists these next to the comparison.
+
 ``stage1_steps=None`` runs stage 1 only ("CMA-ES alone", with ``rho = 0`` plain CMA-ES); zolib's
 ``prompt-zo-sgd`` method is ZO-SGD alone (the hybrid optimizer on the prompt unit).
 """
