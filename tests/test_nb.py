@@ -62,3 +62,24 @@ def test_every_notebook_study_resolves_in_every_profile():
     labels = studies.naive_full_zo([0.001, 0.1], ["ZO*", "conservative + sign"])
     assert labels["Dual conservative + sign, zo_lr 0.1"]["q"] == 2 and labels["Dual ZO*, calibrated"]["zo_lr"] == "calibrated"
     assert [nb.stem for nb in notebooks()][0] == "00_setup"
+
+
+def test_fewshot_runs_are_planned_and_run_by_the_sweep_like_every_other_run(session):
+    from zolib.cl.sweep import plan
+    study = {label: {**over, "fewshot": (2, 30)} for label, over in
+             studies.fewshot(prompt_dim=4, shots=2, queries=30, stage1=1).items()
+             if over["method"] in ("frozen", "prompt-zo-sgd")}
+    study = {k: {**v, **{f: SMALL[f] for f in ("protocol", "synthetic_train_per_class", "synthetic_test_per_class")}}
+             for k, v in study.items()}
+    reqs = studies.requests("smoke", study, seeds=(0,))
+    assert {r.fewshot for r in reqs.values()} == {(2, 30)}
+    before = plan(reqs.values(), session.store)
+    assert len(before.runs) == 2 and before.stored == 0
+    runs = session.compare(study, seeds=(0,))
+    tuned = runs["synthetic"][studies.fewshot_label("prompt-zo-sgd")][0]
+    assert 0 < tuned["queries"] <= 30 and tuned["method"] == "prompt-zo-sgd" and 0 <= tuned["accuracy"] <= 100
+    frozen = runs["synthetic"][studies.fewshot_label("frozen")][0]
+    assert frozen["queries"] == 0 and frozen["accuracy"] == frozen["zero_shot"]
+    assert plan(reqs.values(), session.store).stored == 2, "stored few-shot runs are not run again"
+    assert session.store.get(reqs[(studies.fewshot_label("frozen"), "synthetic", 0)].config) is None, \
+        "a few-shot result is not a class-incremental one"

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from zolib.data.synthetic import GENERATOR_VERSION, data_hash, draw
+from zolib.data.synthetic import GENERATOR_VERSION, SyntheticConfig, data_hash, draw, load_synthetic
 from zolib.errors import ZolibError
 from zolib.models import tiny
 
@@ -62,3 +62,10 @@ def test_pretraining_runs_and_its_file_round_trips(tmp_path):
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == tiny.file_sha256(path) == record["sha256"]
     with pytest.raises(ZolibError, match="other settings"):  # 4 steps is not zolib's PretrainConfig
         tiny.pretrained_tiny_clip(path=path)
+
+
+def test_a_worker_draws_the_synthetic_benchmark_once_per_config():
+    cfg = SyntheticConfig(train_per_class=2, test_per_class=1, num_tasks=5, seed=3)
+    assert load_synthetic(cfg) is load_synthetic(SyntheticConfig(train_per_class=2, test_per_class=1, num_tasks=5, seed=3))
+    other = load_synthetic(SyntheticConfig(train_per_class=2, test_per_class=1, num_tasks=5, seed=4))
+    assert other.info["data_sha256"] != load_synthetic(cfg).info["data_sha256"]

@@ -161,13 +161,37 @@ def peers(members: list, cross_check: list, cross_check_lr: float, prompt_method
     return study
 
 
+FEWSHOT_METHODS = ("frozen", "coop", "prompt-zo-sgd", "prompt-cma-es", "sharpzo")
+
+
+def fewshot_label(method: str) -> str:
+    return f"few-shot {method}"
+
+
+def fewshot(prompt_dim: int, shots: int, queries: int, stage1: int) -> Study:
+    """Notebook 07 (SharpZO's own setting, :mod:`zolib.cl.fewshot`): each of :data:`FEWSHOT_METHODS`
+    tunes the ``prompt_dim``-d prompt vector on ``shots`` images per class within ``queries`` forwards;
+    SharpZO spends ``stage1`` CMA-ES steps before its ZO stage."""
+    study: Study = {}
+    for method in FEWSHOT_METHODS:
+        over: dict[str, Any] = {"method": method, "fewshot": (int(shots), int(queries))}
+        if method != "frozen":
+            over["prompt_dim"] = prompt_dim
+        if method == "sharpzo":
+            over.update(stage1_steps=stage1, stage1_fraction=0.0)
+        study[fewshot_label(method)] = over
+    return study
+
+
 def requests(profile: str, study: Mapping[str, Mapping[str, Any]], benchmarks: Iterable[str] | None = None,
              seeds: Iterable[int] | None = None) -> dict[tuple[str, str, int], Request]:
-    """``{(label, benchmark, seed): Request}`` of ``study`` on the profile's benchmarks and seeds."""
+    """``{(label, benchmark, seed): Request}`` of ``study`` on the profile's benchmarks and seeds (a
+    label with ``fewshot`` = ``(shots, queries)`` asks for few-shot runs)."""
     p = get_profile(profile)
     out = {}
     for label, overrides in study.items():
         values = dict(overrides)
+        shots_queries = values.pop("fewshot", None)
         calibrated = values.get("zo_lr") == CALIBRATED
         if calibrated:
             values.pop("zo_lr")
@@ -176,7 +200,8 @@ def requests(profile: str, study: Mapping[str, Mapping[str, Any]], benchmarks: I
         for benchmark in benchmarks or p.benchmarks:
             for seed in seeds if seeds is not None else p.seeds:
                 cfg = p.experiment(benchmark, seed=seed, **values)
-                out[(label, benchmark, seed)] = Request(cfg, p.calibration if calibrated else None)
+                out[(label, benchmark, seed)] = Request(cfg, p.calibration if calibrated else None,
+                                                        tuple(shots_queries) if shots_queries else None)
     return out
 
 
@@ -188,8 +213,10 @@ NOTEBOOK_STUDIES = {
                                                params["eval_mode_methods"]),
     "05_mozo": lambda params: mozo(params["q"], params["sign"], params["eps_vision"], params["eps_text"],
                                    params["regimes"]),
-    "07_peers": lambda params: peers(params["members"], params["cross_check"], params["cross_check_lr"],
-                                     params["prompt_methods"], params["prompt_dim"]),
+    "07_peers": lambda params: {**peers(params["members"], params["cross_check"], params["cross_check_lr"],
+                                        params["prompt_methods"], params["prompt_dim"]),
+                                **fewshot(params["prompt_dim"], params["fewshot_shots"], params["fewshot_queries"],
+                                          params["fewshot_stage1"])},
 }
 """Notebook stem -> its study from the notebook's parameters (notebooks 04 and 06 train nothing)."""
 

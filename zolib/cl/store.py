@@ -6,13 +6,16 @@ Layout under the store's root (``$ZOLIB_STORE``, default ``$ZOLIB_CACHE/store``,
 
 - ``runs/<config key>-<code hash>.json``: a result (see :func:`zolib.cl.trainer.run_experiment`),
   with ``<...>.json.ckpt`` beside it while the run is unfinished: a rerun resumes there;
-- ``calibrations/<key>-<code hash>.json``: the ZO step size a calibration chose, and its table.
+- ``calibrations/<key>-<code hash>.json``: the ZO step size a calibration chose, and its table;
+- ``fewshot/<key>-<shots>x<queries>-<code hash>.json``: a few-shot prompt-tuning result (SharpZO's
+  own setting, :mod:`zolib.cl.fewshot`).
 
 A run whose loss turns NaN is a result too: ``diverged`` holds the one-line message, the finished
 tasks are kept, and ``last``/``avg`` are None (a NaN model has no accuracy worth reporting).
 
 A :class:`Request` is a run as a notebook asks for it: a resolved config, and, for the
-calibrated regime, the :class:`~zolib.cl.profiles.Calibration` that picks its ZO step size first.
+calibrated regime, the :class:`~zolib.cl.profiles.Calibration` that picks its ZO step size first,
+or, for a few-shot run, its ``(shots, queries)``. Every kind goes through the sweep alike.
 """
 from __future__ import annotations
 
@@ -49,10 +52,13 @@ def code_hash() -> str:
 @dataclass(frozen=True)
 class Request:
     """One run a study asks for: ``config``, or, with ``calibration``, ``config`` with the ZO step
-    size that calibration chooses (its ``zo_lr`` is then ignored)."""
+    size that calibration chooses (its ``zo_lr`` is then ignored). With ``fewshot`` = ``(shots,
+    queries)`` it is a few-shot prompt-tuning run (:func:`zolib.cl.fewshot.run_fewshot`), not a
+    class-incremental one."""
 
     config: ExperimentConfig
     calibration: Calibration | None = None
+    fewshot: tuple[int, int] | None = None
 
     def calibration_config(self) -> ExperimentConfig:
         """The config the calibration trains (the calibration's seed; the step size is its to pick)."""
@@ -129,12 +135,18 @@ class Store:
     def fewshot_path(self, cfg: ExperimentConfig, shots: int, queries: int) -> Path:
         return self.root / "fewshot" / f"{cfg.key()}-{shots}x{queries}-{code_hash()}.json"
 
+    def get_fewshot(self, cfg: ExperimentConfig, shots: int, queries: int) -> dict[str, Any] | None:
+        """The stored few-shot result of ``cfg``, or None."""
+        path = self.fewshot_path(cfg, shots, queries)
+        return json.loads(path.read_text()) if path.exists() else None
+
     def fewshot(self, cfg: ExperimentConfig, shots: int, queries: int) -> dict[str, Any]:
         """The stored few-shot result of ``cfg`` (:func:`zolib.cl.fewshot.run_fewshot`), computed if missing."""
         from .fewshot import run_fewshot
+        stored = self.get_fewshot(cfg, shots, queries)
+        if stored is not None:
+            return stored
         path = self.fewshot_path(cfg, shots, queries)
-        if path.exists():
-            return json.loads(path.read_text())
         result = run_fewshot(cfg, shots, queries)
         atomic_write_json(path, result)
         return result
@@ -150,10 +162,13 @@ class Store:
     def result(self, req: Request) -> dict[str, Any] | None:
         """The stored result of ``req``, or None."""
         cfg = self.resolve(req)
-        return None if cfg is None else self.get(cfg)
+        if cfg is None:
+            return None
+        return self.get(cfg) if req.fewshot is None else self.get_fewshot(cfg, *req.fewshot)
 
     def execute(self, req: Request, progress: bool = False) -> dict[str, Any]:
         """Calibrate if needed, then run: the result of ``req``, computed in this process."""
         if req.calibration is not None:
             self.calibrate(req, progress)
-        return self.run(self.resolve(req), progress)
+        cfg = self.resolve(req)
+        return self.run(cfg, progress) if req.fewshot is None else self.fewshot(cfg, *req.fewshot)

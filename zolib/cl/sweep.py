@@ -9,7 +9,7 @@
 - ``debug``: in this process, one piece after the other (tests, debuggers).
 
 A plan has two phases: first the calibrations of the calibrated regime (each picks a ZO step size
-on task 1), then the runs, a run waiting for its calibration. Finished pieces are skipped, so an
+on task 1), then the runs (class-incremental and few-shot alike), a run waiting for its calibration. Finished pieces are skipped, so an
 interrupted sweep resumes where it stopped (an unfinished run resumes from its checkpoint). A
 failed job is reported with its log file, and the others go on. Progress is one bar for the sweep.
 Job states come from the result files submitit writes, never from ``sacct`` (which needs Slurm
@@ -62,7 +62,9 @@ class Plan:
 
     def describe(self) -> str:
         pending = len(self.runs) + len(self.waiting)
-        return (f"{self.total} runs ({self.stored} stored, {pending} to run, {len(self.waiting)} of them after "
+        fewshot = sum(r.fewshot is not None for r in self.requests)
+        kinds = f", {fewshot} of them few-shot" if fewshot else ""
+        return (f"{self.total} runs ({self.stored} stored, {pending} to run{kinds}, {len(self.waiting)} after "
                 f"their ZO step-size calibration); {len(self.calibrations)} calibrations to run")
 
 
@@ -94,30 +96,31 @@ def plan(requests: Iterable[Request], store: Store) -> Plan:
     """Which of ``requests`` are stored, which calibrations and runs are still to compute."""
     unique: dict[Any, Request] = {}
     for req in requests:
-        unique.setdefault((req.config.key(), req.calibration), req)
+        unique.setdefault((req.config.key(), req.calibration, req.fewshot), req)
     stored, calibrations, runs, waiting = 0, {}, {}, []
     for req in unique.values():
         cfg = store.resolve(req)
         if cfg is None:
             calibrations.setdefault(store.calibration_path(req), req)
             waiting.append(req)
-        elif store.get(cfg) is not None:
+        elif store.result(req) is not None:
             stored += 1
         else:
-            runs.setdefault(cfg.key(), Request(cfg))
+            runs.setdefault((cfg.key(), req.fewshot), Request(cfg, fewshot=req.fewshot))
     return Plan(list(unique.values()), stored, list(calibrations.values()), list(runs.values()), waiting)
 
 
 def execute(kind: str, req: Request, store_root: str, threads: int = 1) -> dict[str, Any]:
-    """The job function: one calibration or one run, in whatever process the executor chose."""
+    """The job function: one calibration or one run (class-incremental or few-shot), in whatever
+    process the executor chose."""
     import torch
     if threads:
         torch.set_num_threads(threads)
     store = Store(store_root)
     if kind == "calibration":
         return {"zo_lr": store.calibrate(req)["zo_lr"]}
-    result = store.run(req.config)
-    return {"last": result.get("last"), "avg": result.get("avg"), "diverged": result.get("diverged")}
+    result = store.execute(req)
+    return {k: result.get(k) for k in ("last", "avg", "accuracy", "diverged") if k in result}
 
 
 def execute_many(pieces: Sequence[tuple[str, Request]], store_root: str, threads: int = 1) -> list[dict[str, str]]:
@@ -142,7 +145,8 @@ def _chunks(pieces: list, n: int) -> list[list]:
 
 def _describe(kind: str, req: Request) -> str:
     cfg = req.config
-    return f"{kind} {cfg.method} seed {cfg.seed} ({cfg.benchmark}, key {cfg.key()})"
+    what = f"few-shot {req.fewshot[0]}x{req.fewshot[1]} run" if kind == "run" and req.fewshot else kind
+    return f"{what} {cfg.method} seed {cfg.seed} ({cfg.benchmark}, key {cfg.key()})"
 
 
 def make_executor(executor: str, folder: Path, slurm: SlurmOptions | None = None):
@@ -218,7 +222,10 @@ def _collect(job, what: str, report: SweepReport, bar) -> bool:
 
 
 def _cost(req: Request) -> float:
-    """A rough relative cost, to deal the dearest runs first (forwards per step; ZO runs cost more)."""
+    """A rough relative cost, to deal the dearest runs first (forwards per step; ZO runs cost more; a
+    few-shot run, whose queries each run only the text encoder, about as much as a ZO run)."""
+    if req.fewshot is not None:
+        return 4.0
     return (1.0 + 3.0 * req.config.has_zo) * (1 + (req.config.zo.q - 1) * req.config.has_zo)
 
 
@@ -260,24 +267,24 @@ def _workers(ex, the_plan: Plan, store: Store, jobs: int, threads: int, report: 
         bar.set_postfix(failed=len(report.failed), refresh=False)
 
     phase("calibration", the_plan.calibrations, lambda r: store.get_calibration(r) is not None)
-    phase("run", _runs_after_calibration(the_plan, store, report, bar), lambda r: store.get(r.config) is not None)
+    phase("run", _runs_after_calibration(the_plan, store, report, bar), lambda r: store.result(r) is not None)
 
 
 def _runs_after_calibration(the_plan: Plan, store: Store, report: SweepReport, bar) -> list[Request]:
     """The runs to compute once the calibrations are done: the plan's, and the waiting ones now
     resolved (a waiting run that resolves to a stored or planned run is counted as finished)."""
-    runs = {r.config.key(): r for r in the_plan.runs}
+    runs = {(r.config.key(), r.fewshot): r for r in the_plan.runs}
     for req in the_plan.waiting:
         cfg = store.resolve(req)
         if cfg is None:
             report.failed.append({"what": _describe("run", req), "error": "its calibration failed",
                                   "log": "see the calibration's failure above"})
             bar.update()
-        elif cfg.key() in runs or store.get(cfg) is not None:
+        elif (cfg.key(), req.fewshot) in runs or store.result(req) is not None:
             report.finished += 1
             bar.update()
         else:
-            runs[cfg.key()] = Request(cfg)
+            runs[(cfg.key(), req.fewshot)] = Request(cfg, fewshot=req.fewshot)
     return list(runs.values())
 
 
