@@ -121,6 +121,10 @@ def run_notebooks(profile: str, only: Sequence[str] | None = None, extra: dict[s
     os.environ.setdefault("TQDM_MININTERVAL", "10")
     _pin_kernel()
     os.environ.setdefault("ZOLIB_FRONTEND", "0")  # interactive cells degrade to static output
+    # Kernels run side by side, one per worker: each gets ``threads`` torch threads. With torch's
+    # default (one per core) two kernels on 2 cores spin against each other's OpenMP threads, and
+    # two notebooks of 20 s each took 6 minutes (measured on the smoke profile).
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # the kernel's TCP-without-encryption notice, per notebook
 
     def execute(i_nb: tuple[int, Path]) -> Path:
