@@ -2,7 +2,9 @@
 
 A study is ``{label: overrides}``: the runs a notebook compares, each as experiment/ZO fields on top
 of the profile (run on every benchmark and seed of the profile). ``zo_lr="calibrated"`` asks for
-the calibrated regime: the step size is picked on task 1 first (:class:`zolib.cl.profiles.Calibration`).
+the calibrated regime: the step size is picked on task 1 first (:class:`zolib.cl.profiles.Calibration`);
+``fewshot=(shots, queries)`` asks for a few-shot prompt-tuning run instead of a class-incremental one
+(notebook 07, :func:`fewshot`).
 
 Two regimes of the ZO step size, side by side wherever a notebook checks a ZO claim:
 
