@@ -134,3 +134,13 @@ def test_frame_keeps_every_verdict_kind(verdict):
     df = claims.frame([claims.Verdict("c", "r", "m", verdict)])
     assert list(df.columns) == ["verdict", "regime", "claim", "reported", "measured", "why not testable"]
     assert df.verdict[0] == verdict
+
+
+def test_a_cross_check_of_two_implementations_says_when_it_cannot_tell_anything():
+    def runs(lasts, flips):
+        return {s: {"last": v, "zo_effect": {"flip_rate": flips}} for s, v in enumerate(lasts)}
+    assert claims.cross_check(runs([20, 21, 22], 0.05), runs([20.1, 21.0, 21.9], 0.05))["agree"] == "yes"
+    assert claims.cross_check(runs([20, 21, 22], 0.05), runs([25, 26, 27], 0.05))["agree"] == "no"
+    frozen_both = claims.cross_check(runs([20, 21, 22], 0.0), runs([20, 21, 22], 0.0))
+    assert frozen_both["agree"] == "not testable here" and "below the 1%" in frozen_both["reason"]
+    assert claims.cross_check(runs([20], 0.05), runs([20], 0.05))["agree"] == "one seed: no interval"

@@ -138,9 +138,10 @@ def test_sharpzo_evaluates_its_population_at_points_shifted_by_rho_g_over_norm_g
     z, loss = quadratic()
     cfg = SharpZOConfig(prompt_mode="sharpzo", prompt_dim=6, population=8, rho=0.1, stage1_steps=5)
     opt = SharpZO(z, cfg, seed=0)
-    seen = []
-    real = opt._loss
+    seen, drawn = [], []
+    real, ask = opt._loss, opt.es.ask
     opt._loss = lambda closure, x: seen.append(np.asarray(x).copy()) or real(closure, x)
+    opt.es.ask = lambda *a, **k: drawn.extend(np.asarray(c).copy() for c in ask(*a, **k)) or drawn
     mean = np.asarray(opt.es.mean).copy()
     result = opt.step(loss)
     g = opt.grad
@@ -148,8 +149,8 @@ def test_sharpzo_evaluates_its_population_at_points_shifted_by_rho_g_over_norm_g
     population = seen[2 * 6:]
     assert len(population) == 8 and result.info["stage"] == 1 and result.forwards == 1 + 12 + 8
     shift = 0.1 * g / np.linalg.norm(g)
-    asked = [p - shift for p in population]
-    assert all(np.linalg.norm(a - mean) > 0 for a in asked), "candidates are CMA-ES draws, then shifted"
+    assert len(drawn) == 8 and all(np.allclose(p, d + shift) for p, d in zip(population, drawn)), \
+        "each CMA-ES draw is evaluated at draw + rho g / |g|"
     plain = SharpZO(quadratic()[0], SharpZOConfig(prompt_mode="cmaes", prompt_dim=6, population=8, rho=0.0), seed=0)
     assert plain.shifted([np.ones(6)], np.ones(6))[0].tolist() == [1.0] * 6, "CMA-ES alone: no shift"
 

@@ -277,6 +277,25 @@ def sharpzo(fewshot: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> list[Verd
             for other, method in (("ZO-SGD alone", "prompt-zo-sgd"), ("CMA-ES alone", "prompt-cma-es"))]
 
 
+def cross_check(ours: Runs, theirs: Runs) -> dict[str, Any]:
+    """Do two implementations of one method (zolib's and infty's, same method, benchmark and seeds)
+    give the same Last? ``agree``: "yes" when the 95% interval of the paired difference holds 0, "no"
+    when it excludes it, "not testable here" when a run's ZO units did not act (equal Last would then
+    only say both stayed at the frozen model), "one seed: no interval", or "inconclusive" (NaN)."""
+    p = paired(metric(ours, "last"), metric(theirs, "last"))
+    untestable = zo_untestable({"zolib": ours, "infty": theirs})
+    if untestable:
+        agree = "not testable here"
+    elif p.n < 2:
+        agree = "one seed: no interval"
+    elif math.isnan(p.ci_low) or math.isnan(p.ci_high):
+        agree = "inconclusive"
+    else:
+        agree = "yes" if p.ci_low <= 0 <= p.ci_high else "no"
+    return {"zolib - infty": p.mean_diff, "ci low": p.ci_low, "ci high": p.ci_high, "seeds": p.n, "agree": agree,
+            "reason": untestable}
+
+
 def zeroflow_memory(ratio_to_fo: Mapping[str, float], reported: float = 2.41 / 12.08) -> list[Verdict]:
     """ZeroFlow's memory headline (12.08 GB FO vs 2.41 GB ZO): each member's step peak over FO's is at
     most the reported ratio. Deterministic (bytes)."""

@@ -140,6 +140,11 @@ def family_label(member: str, backend: str = "zolib") -> str:
     return f"Dual {member}" + ("" if backend == "zolib" else f", {backend}")
 
 
+def cross_check_label(member: str, backend: str, lr: float) -> str:
+    """The label of the infty cross-check run of ``member`` with ``backend`` (zolib or infty) at step ``lr``."""
+    return family_label(member, backend) + f", zo_lr {lr:g}"
+
+
 def peers(members: list, cross_check: list, cross_check_lr: float, prompt_methods: list, prompt_dim: int) -> Study:
     """Notebook 07 (class-incremental part): FO, frozen, conservative Dual and MoZO at their calibrated
     steps, ZO-FC as published, the ``prompt_methods`` (labels of :data:`PROMPT_METHODS`: SharpZO and
@@ -158,12 +163,12 @@ def peers(members: list, cross_check: list, cross_check_lr: float, prompt_method
         study[family_label(member)] = {"method": "dual", "zo_optimizer": member, "zo_lr": CALIBRATED}
     for member in cross_check:
         for backend in ("zolib", "infty"):
-            study[family_label(member, backend) + f", zo_lr {cross_check_lr:g}"] = {
+            study[cross_check_label(member, backend, cross_check_lr)] = {
                 "method": "dual", "zo_optimizer": member, "zo_lr": float(cross_check_lr), "zo_backend": backend}
     return study
 
 
-FEWSHOT_METHODS = ("frozen", "coop", "prompt-zo-sgd", "prompt-cma-es", "sharpzo")
+FEWSHOT_METHODS = ("frozen", *PROMPT_METHODS.values())
 
 
 def fewshot_label(method: str) -> str:

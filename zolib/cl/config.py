@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from ..data.scenarios import PROTOCOLS, resolve_protocol
 from ..errors import ZolibError, check_choice
 from ..optim.build import ZO_FIELDS
+from ..optim.hybrid import FO_OPTIMIZERS
 from ..optim.methods import mask_text, parse, resolve_mask, zo_optimizer
 from ..optim.sharpzo import SharpZOConfig
 from ..optim.zo import ZOConfig
@@ -202,7 +203,7 @@ def _check(cfg: ExperimentConfig) -> None:
         raise ZolibError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
     check_choice("schedule", cfg.schedule, SCHEDULES)
     check_choice("classifier", cfg.classifier, CLASSIFIERS)
-    check_choice("FO optimizer", cfg.fo_optimizer, ("adamw", "sgd"))
+    check_choice("FO optimizer", cfg.fo_optimizer, FO_OPTIMIZERS)
     check_choice("ZO backend", cfg.zo_backend, BACKENDS)
     if not 0 <= cfg.warmup_fraction < 1:
         raise ZolibError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")

@@ -43,7 +43,7 @@ def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> 
     rng = np.random.RandomState(cfg.seed)
     picks = np.concatenate([rng.choice(np.flatnonzero(bench.train_targets == c), shots, replace=False)
                             for c in range(len(bench.class_names))])
-    model = build_model(joint if cfg.classifier == "prompt" else joint.replace(method="frozen"), device, bench=bench)
+    model = build_model(joint, device, bench=bench)
     model.eval()
     tok = tokenizer(cfg.model_name)
     tokens = tok(bench.prompts(range(len(bench.class_names)))).to(device)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import check_choice
+from ..optim.methods import ZO_OPTIMIZERS
 from .config import ExperimentConfig, resolve
 
 
@@ -55,7 +56,7 @@ class Profile:
 FAMILIES = ["ZO*", "conservative", "conservative + sign"]
 LAYER_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
               "eval_mode_methods": ["hop-odd-vision"]}
-PEERS = {"members": ["zo-sgd", "zo-sgd-momentum", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam", "forward-grad"],
+PEERS = {"members": list(ZO_OPTIMIZERS),
          "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
          "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "seeds": []}
 GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU

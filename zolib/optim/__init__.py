@@ -1,7 +1,7 @@
 """Zeroth-order and hybrid FO/ZO optimization (paper sections on ZO, MoZO).
 
 - :mod:`.directions`: seeded direction regeneration (MeZO's seed trick).
-- :mod:`.zo`: :class:`ZOConfig`, the estimator (paper Eq. 2) and point-of-use perturbation.
+- :mod:`.zo`: :class:`ZOConfig`, the estimator (paper Eq. 2) and perturbation by data swap (:class:`.zo.Substitution`).
 - :mod:`.rules`: aggressive (ZO*) / conservative rules, sign variants, momentum, Adam.
 - :mod:`.hybrid`: :class:`HybridOptimizer`, AdamW on FO units and ZO on ZO units.
 - :mod:`.methods`: the method registry (fo, frozen, dual, vision, language, layer-wise, mozo, custom).

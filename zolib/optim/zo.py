@@ -299,8 +299,8 @@ the perturbation changes: :class:`zolib.models.partial.PartialForward`)."""
 def perturbed_loss(closure: Callable[[], torch.Tensor], entries: Sequence[ZOEntry],
                    scale: Callable[[ZOEntry], float], step_seed: int, k: int, distribution: str,
                    step: int = 0, context: ContextManager | None = None) -> float:
-    """``L(theta + scale(e) * z_{e,k})`` for the given entries, by point-of-use substitution
-    (inside ``context``, when given)."""
+    """``L(theta + scale(e) * z_{e,k})`` for the given entries, each parameter's data swapped for its
+    perturbed copy (:class:`Substitution`; inside ``context``, when given)."""
     def perturbed(e: ZOEntry, p: torch.Tensor) -> torch.Tensor:
         return torch.add(p, sample_direction(p, direction_seed(step_seed, e.index, k), distribution), alpha=scale(e))
 
