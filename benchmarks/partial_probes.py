@@ -12,76 +12,48 @@ perturbation changes (zolib.models.partial). For each configuration this reports
 - ``step before`` / ``step after``: a whole optimizer step with full forwards (``partial=False``) and
   with partial probes, in forward-equivalents (step time / inference forward time).
 
-Every ratio is the median over repeats of two timings taken back to back (so both see the same
-machine load); where no probe can skip anything (every probe perturbs layer 0 of both branches:
+Every ratio is :func:`zolib.analysis.timing.paired_ratio` (the median over repeats of two timings taken
+back to back, after a warm-up), and every step the harness's own on a random-weight model
+(:mod:`zolib.cl.randomstep`); where no probe can skip anything (every probe perturbs layer 0 of both branches:
 Dual, MoZO's hop-even-both) the optimizer runs full forwards and the two steps are the same code.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/partial_probes.py --models tiny vitb16 --repeats 5
+    PYTHONPATH=. .venv/bin/python benchmarks/partial_probes.py --models zolib-tiny ViT-B-16 --repeats 5
 
 Writes a markdown table to stdout and JSON (with zolib.runtime.provenance()) to --out.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zolib.analysis import clip_batch, clip_loss  # noqa: E402
-from zolib.models import MoEConfig, build_adapted_clip  # noqa: E402
-from zolib.optim import build_optimizer  # noqa: E402
+from zolib.analysis.timing import median_time, paired_ratio  # noqa: E402
+from zolib.cl.randomstep import measurement_config, random_step  # noqa: E402
+from zolib.models import MODELS  # noqa: E402
 from zolib.optim.directions import step_seed  # noqa: E402
 from zolib.optim.hybrid import step_modes  # noqa: E402
+from zolib.optim.methods import label  # noqa: E402
 from zolib.optim.zo import perturbed_loss  # noqa: E402
 from zolib.runtime import atomic_write_json, provenance  # noqa: E402
 
-MODELS = {"tiny": ("zolib-tiny", MoEConfig(bottleneck=16), 32, 32), "vitb16": ("ViT-B-16", MoEConfig(), 224, 4)}
-CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
-    ("Dual", "dual", {}),
-    ("Vision", "vision", {}),
-    ("Language", "language", {}),
-    ("Hop-odd-vision", "hop-odd-vision", {}),
-    ("Suffix6-vision", "suffix6-vision", {}),
-    ("Prefix6-language", "prefix6-language", {}),
-    ("Suffix6-both", "suffix6-both", {}),
-    ("MoZO (hop-even-both)", "mozo", {}),
-    ("Language two-sided q=2", "language", {"estimator": "two-sided", "q": 2, "rule": "aggressive"}),
-    ("Vision block-wise", "vision", {"perturbation": "block", "rule": "aggressive"}),
+DEFAULT_BATCH = {"zolib-tiny": 32, "ViT-B-16": 4}
+CONFIGS: list[tuple[str, dict[str, Any]]] = [  # (method, config fields)
+    ("dual", {}), ("vision", {}), ("language", {}), ("hop-odd-vision", {}), ("suffix6-vision", {}),
+    ("prefix6-language", {}), ("suffix6-both", {}), ("mozo", {}),
+    ("language", {"estimator": "two-sided", "q": 2, "rule": "aggressive"}),
+    ("vision", {"perturbation": "block", "rule": "aggressive"}),
 ]
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def paired_ratio(fn: Callable[[], Any], reference: Callable[[], Any], repeats: int) -> float:
-    """Median over repeats of time(fn) / time(reference), the two timed back to back each time
-    (so both see the same machine load)."""
-    fn(), reference()
-    ratios = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        mid = time.perf_counter()
-        reference()
-        ratios.append((mid - start) / (time.perf_counter() - mid))
-    return statistics.median(ratios)
-
-
-def part_times(model, images, tokens, closure, repeats: int) -> dict[str, float]:
+def part_times(step, repeats: int) -> dict[str, float]:
     """Seconds of the whole forward and of its parts, in the probes' conditions."""
+    model, images, closure = step.model, step.images, step.closure
+    tokens = step.text_tokens
     inputs = {}
     hooks = [model.visual.transformer.register_forward_pre_hook(lambda m, a: inputs.__setitem__("v", a[0])),
              model.transformer.register_forward_pre_hook(lambda m, a: inputs.__setitem__("t", a[0]))]
@@ -109,56 +81,53 @@ def limit(parts: dict[str, float], lowest: dict[str, int | None], layers: int = 
 
 def probe_share(opt, closure, repeats: int) -> float:
     """One joint probe (perturbation + partial forward, as the step runs it) over one full forward."""
-    groups = opt._zo
+    groups = opt.zo_groups
     entries = [e for g in groups for e in g.entries]
-    with step_modes(opt.model, opt._train), torch.inference_mode():
-        if opt._partial:
-            with opt._partial.record():
+    partial = opt.partial_forward
+    with step_modes(opt.model, opt.train_modules), torch.inference_mode():
+        if partial:
+            with partial.record():
                 closure()
 
         def probe():
             return perturbed_loss(closure, entries, lambda e: groups[e.group].eps, step_seed(0, 0), 0,
-                                  opt.zo.distribution, 0, opt._probe(groups))
+                                  opt.zo.distribution, 0, opt.probe_context())
 
         def full():
             with step_modes(opt.model, []):
                 closure()
         share = paired_ratio(probe, full, repeats)
-    if opt._partial:
-        opt._partial.clear()
+    if partial:
+        partial.clear()
     return share
 
 
-def bench_model(key: str, batch: int | None, repeats: int) -> dict[str, Any]:
-    name, moe, size, default_batch = MODELS[key]
-    batch = batch or default_batch
-    torch.manual_seed(0)
-    model = build_adapted_clip(name, "none", "moe", moe=moe).train()
-    images, tokens, labels = clip_batch(name, batch, size)
+def bench_model(name: str, batch: int | None, repeats: int) -> dict[str, Any]:
+    batch = batch or DEFAULT_BATCH[name]
+    step = random_step(measurement_config(name), batch)
+    parts = part_times(step, repeats)
 
-    def closure() -> torch.Tensor:
-        return clip_loss(model, images, tokens, labels)
-
-    parts = part_times(model, images, tokens, closure, repeats)
+    def forward():
+        with step_modes(step.model, []), torch.inference_mode():
+            step.closure()
     rows = []
-    for label, method, options in CONFIGS:
-        def forward():
-            with step_modes(model, []), torch.inference_mode():
-                closure()
+    for method, fields in CONFIGS:
+        cfg = step.cfg.with_method(method, **fields)
         steps = {}
         for partial in (False, True):
-            opt = build_optimizer(model, method, partial=partial, **options)
-            steps[partial] = paired_ratio(lambda: opt.step(closure), forward, repeats)
-        opt = build_optimizer(model, method, **options)
-        lowest = opt._lowest([g.key for g in opt._zo])
+            opt = step.optimizer(cfg, partial=partial)
+            steps[partial] = paired_ratio(lambda: opt.step(step.closure), forward, repeats)
+        opt = step.optimizer(cfg)
+        lowest = opt.lowest_perturbed()
         share = limit(parts, lowest)
-        probe = probe_share(opt, closure, repeats)
-        rows.append({"config": label, "method": method, "options": options, "forwards": opt.forwards_per_step,
+        probe = probe_share(opt, step.closure, repeats)
+        config = ", ".join([label(method), *(f"{k} {v}" for k, v in fields.items())])
+        rows.append({"config": config, "method": method, "options": fields, "forwards": opt.forwards_per_step,
                      "lowest_perturbed_layer": lowest, "limit": share, "probe": probe, "probe_over_limit": probe / share,
                      "step_before": steps[False], "step_after": steps[True]})
-        print(f"  {key} {label}: probe {probe:.2f} vs limit {share:.2f}; step {steps[False]:.2f} -> {steps[True]:.2f}",
+        print(f"  {name} {config}: probe {probe:.2f} vs limit {share:.2f}; step {steps[False]:.2f} -> {steps[True]:.2f}",
               file=sys.stderr, flush=True)
-    return {"model": name, "batch": batch, "image_size": size, "parts_s": parts, "rows": rows}
+    return {"model": name, "batch": batch, "image_size": step.shape.image_size, "parts_s": parts, "rows": rows}
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -182,14 +151,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: tiny 32, vitb16 4)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(DEFAULT_BATCH))
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: zolib-tiny 32, ViT-B-16 4)")
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats (median of paired ratios)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default="build/benchmarks/partial_probes.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = [bench_model(key, args.batch, args.repeats) for key in args.models]
+    results = [bench_model(name, args.batch, args.repeats) for name in args.models]
     print(markdown(results))
     atomic_write_json(args.out, {"args": vars(args), "provenance": provenance(), "results": results})
     print(f"\nwrote {args.out}", file=sys.stderr)

@@ -1,124 +1,84 @@
 """Cost of one optimizer step per method, in forward-equivalents and bytes (not a timed test).
 
-For each model and configuration: median step time / median inference forward (no_grad, same
-batch, eval mode; the two timed alternately), forwards per step, bytes saved for backward per encoder, parameter /
-gradient / optimizer-state bytes, and the peak of live bytes allocated inside the step
-(:class:`zolib.analysis.PeakMemory`). Peer: the ``infty`` package's ZeroFlow optimizer
-(``zo_sgd``, two-sided, q = 1, ``memory_efficient=True``, plain SGD as its base optimizer) on
-the same model and batch, against our two-sided Dual ZO* step.
+For each model and configuration: a step over an inference forward on the same batch
+(:func:`zolib.analysis.timing.paired_ratio`: the median of paired ratios after a warm-up), forwards
+per step, bytes saved for backward per encoder, parameter / gradient / optimizer-state bytes, and
+the peak of live bytes allocated inside the step (:func:`zolib.analysis.footprint.measure`). Every
+step is the harness's own (:mod:`zolib.cl.randomstep`: random weights, the benchmark's class
+prompts, the harness's optimizer). Peer: the ``infty`` package's ZeroFlow optimizer (``zo_sgd``,
+two-sided, q = 1) through ``zo_backend="infty"``, against zolib's own ZO-SGD on the same model.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/zo_step.py --models tiny vitb16 --repeats 3
+    PYTHONPATH=. .venv/bin/python benchmarks/zo_step.py --models zolib-tiny ViT-B-16 --repeats 3
 
 Writes a markdown table to stdout and JSON (with zolib.runtime.provenance()) to --out.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zolib.analysis import branch_gates, clip_batch, clip_loss, measure_step  # noqa: E402
-from zolib.models import MoEConfig, build_adapted_clip  # noqa: E402
-from zolib.optim import build_optimizer  # noqa: E402
+from zolib.analysis.footprint import measure  # noqa: E402
+from zolib.analysis.timing import median_time, paired_ratio  # noqa: E402
+from zolib.cl.randomstep import measurement_config, random_step  # noqa: E402
+from zolib.models import MODELS  # noqa: E402
+from zolib.models.specs import model_spec  # noqa: E402
+from zolib.optim.methods import label  # noqa: E402
 from zolib.runtime import atomic_write_json, provenance  # noqa: E402
 
-MODELS = {  # name -> (open_clip name, MoE config, image size, default batch)
-    "tiny": ("zolib-tiny", MoEConfig(bottleneck=16), 32, 32),
-    "vitb16": ("ViT-B-16", MoEConfig(), 224, 4),
-}
-CONFIGS: list[tuple[str, str, dict[str, Any]]] = [  # label, method, build_optimizer options
-    ("FO", "fo", {}),
-    ("Dual", "dual", {}),
-    ("Dual ZO* one-sided", "dual", {"rule": "aggressive"}),
-    ("Vision", "vision", {}),
-    ("Language", "language", {}),
-    ("Vision Hop-odd", "hop-odd-vision", {}),
-    ("MoZO", "mozo", {}),
-    ("Dual ZO* two-sided", "dual", {"estimator": "two-sided", "rule": "aggressive"}),
+DEFAULT_BATCH = {"zolib-tiny": 32, "ViT-B-16": 4}
+CONFIGS: list[tuple[str, dict[str, Any]]] = [  # (method, config fields); the label is the method's plus its fields
+    ("fo", {}), ("dual", {}), ("dual", {"rule": "aggressive"}), ("vision", {}), ("language", {}),
+    ("hop-odd-vision", {}), ("mozo", {}), ("dual", {"zo_optimizer": "zo-sgd"}),
+    ("dual", {"zo_optimizer": "zo-sgd", "zo_backend": "infty"}),
 ]
-PEER = "infty ZeroFlow zo_sgd two-sided"
+OURS, PEER = "Dual, zo_optimizer zo-sgd", "Dual, zo_optimizer zo-sgd, zo_backend infty"
 
 
-def paired_times(step: Callable[[], Any], forward: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median step time and median forward time, interleaved (so both see the same machine
-    load), after one untimed call of each."""
-    step(), forward()
-    steps, forwards = [], []
-    for _ in range(repeats):
-        for fn, times in ((forward, forwards), (step, steps)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(steps), statistics.median(forwards)
+def config_label(method: str, fields: dict[str, Any]) -> str:
+    return ", ".join([label(method), *(f"{k} {v}" for k, v in fields.items())])
 
 
-def infty_step(model, closure) -> tuple[Callable[[], Any], list[torch.optim.Optimizer]]:
-    """The peer: ZeroFlow as its README sets it up, with our settings (eps 1e-3, q 1, two-sided)."""
-    from infty.optim import ZeroFlow
-    params = [p for p in model.parameters() if p.requires_grad]
-    base = torch.optim.SGD(params, lr=1e-3)
-    opt = ZeroFlow(params, base, model, {"inftyopt": "zo_sgd", "perturbation_mode": "two_side", "q": 1,
-                                         "zo_eps": 1e-3, "memory_efficient": True})
-    opt.set_closure(lambda: (None, [closure()]))
-    return opt.step, [opt, base]
-
-
-def bench_model(key: str, batch: int | None, repeats: int) -> dict[str, Any]:
-    name, moe, size, default_batch = MODELS[key]
-    batch = batch or default_batch
-    torch.manual_seed(0)
-    model = build_adapted_clip(name, "none", "moe", moe=moe).train()
-    images, tokens, labels = clip_batch(name, batch, size)  # 10 class prompts (zolib.analysis.footprint)
-
-    def closure() -> torch.Tensor:
-        return clip_loss(model, images, tokens, labels)
-
-    def inference() -> None:
-        model.eval()
-        with torch.no_grad():
-            closure()
-        model.train()
-
+def bench_model(name: str, batch: int | None, repeats: int) -> dict[str, Any]:
+    batch = batch or DEFAULT_BATCH[name]
+    step = random_step(measurement_config(name), batch)
     rows = []
-    for label, method, options in CONFIGS + [(PEER, "", {})]:
-        model.zero_grad(set_to_none=True)
-        if label == PEER:
-            step, optimizers = infty_step(model, closure)
-            forwards = 2
-        else:
-            opt = build_optimizer(model, method, **options)
-            step, optimizers, forwards = (lambda opt=opt: opt.step(closure)), [opt], opt.forwards_per_step
-        step_s, forward_s = paired_times(step, inference, repeats)
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        _, mem = measure_step(step, model, params, optimizers, gates=branch_gates(model))
-        model.train()
-        rows.append(dict(config=label, method=method, forwards=forwards, step_s=step_s, forward_s=forward_s,
-                         forward_equivalents=step_s / forward_s, saved_bytes=mem.saved_bytes,
+    for method, fields in CONFIGS:
+        if fields.get("zo_backend") == "infty":
+            try:
+                import infty  # noqa: F401
+            except ImportError:
+                print("  infty is not installed (pip install infty): the peer row is left out", file=sys.stderr)
+                continue
+        cfg = step.cfg.with_method(method, **fields)
+        opt, mem = measure(step, cfg)
+        ratio = paired_ratio(lambda: opt.step(step.closure), step.forward, repeats)
+        rows.append(dict(config=config_label(method, fields), method=method, fields=fields,
+                         forwards=mem.extra["forwards"], forward_equivalents=ratio, saved_bytes=mem.saved_bytes,
                          saved_count=mem.saved_count, parameter_bytes=mem.parameter_bytes,
                          gradient_bytes=mem.gradient_bytes, optimizer_state_bytes=mem.optimizer_state_bytes,
                          peak_bytes=mem.peak_bytes, cuda_peak_bytes=mem.cuda_peak_bytes))
-        print(f"  {key} {label}: {step_s:.3f} s", file=sys.stderr, flush=True)
-    return dict(model=name, batch=batch, image_size=size, rows=rows, checks=checks(rows),
-                inference_forward_s=statistics.median(r["forward_s"] for r in rows))
+        print(f"  {name} {rows[-1]['config']}: {ratio:.2f} forwards", file=sys.stderr, flush=True)
+    return dict(model=name, batch=batch, image_size=model_spec(name).image_size, rows=rows, checks=checks(rows),
+                inference_forward_s=median_time(step.forward, repeats))
 
 
 def checks(rows: list[dict[str, Any]]) -> dict[str, bool]:
     """The targets of the benchmark brief."""
     by = {r["config"]: r for r in rows}
-    ours, peer = by["Dual ZO* two-sided"], by[PEER]
-    return {"aggressive one-sided step <= 2.2 forwards": by["Dual ZO* one-sided"]["forward_equivalents"] <= 2.2,
-            "two-sided step no slower than infty": ours["forward_equivalents"] <= peer["forward_equivalents"],
-            "two-sided step peak <= infty peak": ours["peak_bytes"] <= peer["peak_bytes"],
-            "Dual saves no activations": by["Dual"]["saved_count"]["total"] == 0
-            and by["Dual ZO* one-sided"]["saved_count"]["total"] == 0}
+    out = {"aggressive one-sided step <= 2.2 forwards": by["Dual, rule aggressive"]["forward_equivalents"] <= 2.2,
+           "Dual saves no activations": by["Dual"]["saved_count"]["total"] == 0
+           and by["Dual, rule aggressive"]["saved_count"]["total"] == 0}
+    if PEER in by:
+        ours, peer = by[OURS], by[PEER]
+        out["two-sided step no slower than infty"] = ours["forward_equivalents"] <= peer["forward_equivalents"]
+        out["two-sided step peak <= infty peak"] = ours["peak_bytes"] <= peer["peak_bytes"]
+    return out
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -141,9 +101,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: tiny 32, vitb16 4)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per configuration (median)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(DEFAULT_BATCH))
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: zolib-tiny 32, ViT-B-16 4)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed pairs per configuration (median)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a busy 2-core machine 2 OpenMP threads can "
                              "make small ops 100x slower; 0 = torch's default)")
@@ -151,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = [bench_model(key, args.batch, args.repeats) for key in args.models]
+    results = [bench_model(name, args.batch, args.repeats) for name in args.models]
     print(markdown(results))
     atomic_write_json(args.out, {"args": vars(args), "provenance": provenance(), "results": results})
     print(f"\nwrote {args.out}", file=sys.stderr)

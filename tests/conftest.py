@@ -15,9 +15,9 @@ def single_thread():
 @pytest.fixture
 def nan_logits_after(monkeypatch):
     """``nan_logits_after(k)``: every training forward after the first ``k`` returns NaN logits
-    (``zolib.cl.trainer.clip_logits`` patched); returns the call counter ``{"n": calls}``."""
-    from zolib.cl import trainer
-    real_logits = trainer.clip_logits
+    (``zolib.cl.evaluation.clip_logits`` patched); returns the call counter ``{"n": calls}``."""
+    from zolib.cl import evaluation
+    real_logits = evaluation.clip_logits
     calls = {"n": 0}
 
     def install(k: int) -> dict:
@@ -25,6 +25,6 @@ def nan_logits_after(monkeypatch):
             calls["n"] += 1
             out = real_logits(model, images, text)
             return out * float("nan") if calls["n"] > k else out
-        monkeypatch.setattr(trainer, "clip_logits", logits)
+        monkeypatch.setattr(evaluation, "clip_logits", logits)
         return calls
     return install

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zolib.analysis import clip_batch, clip_loss, fo_layer_sweep, memory_table, predict_mask_memory
-from zolib.models import MoEConfig, build_adapted_clip
+from zolib.analysis import fo_layer_sweep, memory_table, predict_mask_memory
+from zolib.cl.randomstep import measurement_config, random_step
 from zolib.errors import ZolibError
 from zolib.optim.methods import custom, resolve_mask
 from zolib.widgets import has_frontend, method_to_mask
 
-METHODS = {"FO": "fo", "Dual": "dual", "Vision": "vision", "Language": "language"}
+METHODS = ["fo", "dual", "vision", "language"]
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -19,17 +19,14 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module", params=["moe", "lora"])
 def table(request):
     torch.set_num_threads(1)
-    rows = memory_table("zolib-tiny", request.param, METHODS, batch=2, image_size=32, device="cpu")
+    rows = memory_table("zolib-tiny", request.param, METHODS, batch=2, device="cpu")
     return {r["config"]: r for r in rows}
 
 
 @pytest.fixture(scope="module")
 def tiny():
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = build_adapted_clip("zolib-tiny", "none", "moe", moe=MoEConfig(bottleneck=16)).train()
-    images, tokens, labels = clip_batch("zolib-tiny", 2, 32)
-    return model, lambda: clip_loss(model, images, tokens, labels)
+    return random_step(measurement_config("zolib-tiny"), batch=2)
 
 
 def test_dual_saves_nothing_and_its_step_peaks_at_inference(table):
@@ -66,23 +63,21 @@ def test_a_zo_branch_saves_nothing_and_keeps_no_state(table):
 
 
 def test_backprop_reaches_down_to_the_lowest_fo_layer(tiny):
-    model, closure = tiny
     only = lambda k: {"vision": [l != k for l in range(12)], "text": [True] * 12}  # noqa: E731
-    top, bottom = predict_mask_memory(model, only(11), closure), predict_mask_memory(model, only(0), closure)
+    top, bottom = predict_mask_memory(tiny, only(11)), predict_mask_memory(tiny, only(0))
     assert 0 < top["saved_vision_bytes"] < bottom["saved_vision_bytes"] / 5
     assert top["saved_text_bytes"] == bottom["saved_text_bytes"] == 0
     assert top["lowest_fo_layer"] == {"vision": 11, "text": None}
     # every layer from the lowest FO one up keeps its activations: a mask with FO at 0 and ZO
     # everywhere above it saves as much as all-FO vision (layer-wise ZO inside a branch)
-    hop = predict_mask_memory(model, "hop-odd-vision", closure)
-    vision_fo = predict_mask_memory(model, "language", closure)
+    hop = predict_mask_memory(tiny, "hop-odd-vision")
+    vision_fo = predict_mask_memory(tiny, "language")
     # (all but the dropout masks of the ZO adapters, which run in eval mode: zolib.optim.hybrid)
     assert 0.95 * vision_fo["saved_vision_bytes"] < hop["saved_vision_bytes"] <= vision_fo["saved_vision_bytes"]
 
 
 def test_fo_layer_sweep_decreases_layer_by_layer(tiny):
-    model, closure = tiny
-    saved = [r["saved_vision_bytes"] for r in fo_layer_sweep(model, "vision", closure)]
+    saved = [r["saved_vision_bytes"] for r in fo_layer_sweep(tiny, "vision")]
     assert len(saved) == 12 and all(a > b > 0 for a, b in zip(saved, saved[1:]))
 
 
@@ -123,12 +118,26 @@ def test_no_frontend_outside_a_notebook_and_the_picker_reports_masks(monkeypatch
 
 def test_extrapolating_to_another_batch_matches_a_measured_one():
     from zolib.analysis import extrapolate_batch
-    small = {r["config"]: r for r in memory_table("zolib-tiny", "moe", {"Language": "language", "Vision": "vision"},
-                                                  batch=2, image_size=32)}
-    large = {r["config"]: r for r in memory_table("zolib-tiny", "moe", {"Language": "language", "Vision": "vision"},
-                                                  batch=6, image_size=32)}
+    small = {r["config"]: r for r in memory_table("zolib-tiny", "moe", ["language", "vision"], batch=2)}
+    large = {r["config"]: r for r in memory_table("zolib-tiny", "moe", ["language", "vision"], batch=6)}
     for config in ("Language", "Vision"):
         guess = extrapolate_batch(small[config], 6)
         assert guess["source"] == "extrapolated"
         assert guess["saved_text_bytes"] == large[config]["saved_text_bytes"]
         assert guess["saved_vision_bytes"] == pytest.approx(large[config]["saved_vision_bytes"], rel=0.05)
+
+
+def test_the_dry_run_and_the_footprint_step_the_benchmarks_own_classes_and_prompt():
+    """One random-weight step (zolib.cl.randomstep): the benchmark's class names, template and task split,
+    read from its manifest without data, at the model's image size."""
+    from zolib.cl.config import resolve
+    from zolib.cl.randomstep import benchmark_shape
+    from zolib.data.manifests import load_manifest
+    m = load_manifest("cifar100")
+    shape = benchmark_shape(resolve({"benchmark": "cifar100", "protocol": "20-steps"}))
+    assert shape.template == m.template == "a bad photo of a {}." and shape.image_size == 224
+    assert shape.tasks[0] == list(m.class_order[:5]) and len(shape.tasks) == 20
+    assert shape.prompts([0]) == [f"a bad photo of a {m.class_names[0]}."]
+    step = random_step(measurement_config("zolib-tiny"), batch=3)
+    assert len(step.classes) == 10 and step.text_tokens.shape[0] == 10 and tuple(step.images.shape) == (3, 3, 32, 32)
+    assert step.shape.prompts(step.classes[:1])[0].startswith("a photo of a ")

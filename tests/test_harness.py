@@ -7,7 +7,10 @@ import torch
 from zolib.cl import trainer
 from zolib.cl.profiles import get_profile, profile_config
 from zolib.cl.store import Store
-from zolib.cl.trainer import accuracy, calibrate, run_experiment, warmup_cosine
+from zolib.cl.calibration import calibrate
+from zolib.cl.evaluation import accuracy
+from zolib.cl.factory import warmup_cosine
+from zolib.cl.trainer import run_experiment
 from zolib.errors import NanLossError
 
 SMALL = dict(protocol="5-steps", synthetic_train_per_class=8, synthetic_test_per_class=4, max_steps_per_task=3,

@@ -5,6 +5,8 @@ import math
 import pytest
 
 from zolib import nb, studies
+from zolib.analysis.runs import per_seed_records, summary
+from zolib.studies import peers
 from zolib.cl.store import Store
 from zolib.errors import NanLossError
 
@@ -33,7 +35,7 @@ def test_a_diverged_run_is_stored_once_and_raises_unless_allowed(session, nan_lo
     assert "task 2" in result["diverged"] and result["last"] is None and len(result["pooled"]) == 1
     calls["n"] = 0
     assert session.compare(study, seeds=(0,), allow_divergence=True) == runs and calls["n"] == 0, "served from the store"
-    table = session.summary(runs, reference=None)
+    table = summary(runs, reference=None)
     assert table.diverged[0] == 1 and math.isnan(table["last"][0])
 
 
@@ -41,12 +43,12 @@ def test_compare_runs_a_study_on_the_profiles_seeds_and_summarises_with_interval
     study = {"FO": {"method": "fo", **SMALL}, "frozen": {"method": "frozen", **SMALL}}
     runs = session.compare(study)
     assert set(runs["synthetic"]["FO"]) == set(session.seeds) == {0, 1}
-    table = session.summary(runs).set_index("label")
+    table = summary(runs).set_index("label")
     fo = table.loc["FO"]
     assert fo.seeds == 2 and fo.last_lo <= fo["last"] <= fo.last_hi
     per_seed = [runs["synthetic"]["FO"][s]["last"] - runs["synthetic"]["frozen"][s]["last"] for s in (0, 1)]
     assert fo.gain_over_frozen == pytest.approx(sum(per_seed) / 2)
-    session.record_runs(runs)
+    session.record(runs=per_seed_records(runs))
     saved = json.loads((session.figures / "99_test.json").read_text())
     assert saved["results"]["runs"]["synthetic/FO"]["per_seed"]["last"] == {str(s): runs["synthetic"]["FO"][s]["last"]
                                                                             for s in (0, 1)}
@@ -59,7 +61,8 @@ def test_every_notebook_study_resolves_in_every_profile():
     for profile in PROFILES:
         requests = plan(profile)
         assert requests and all(r.config.benchmark in PROFILES[profile].benchmarks for r in requests)
-    labels = studies.naive_full_zo([0.001, 0.1], ["ZO*", "conservative + sign"])
+    labels = studies.notebook("01_naive_full_zo").study({"profile": "smoke", "zo_lrs": [0.001, 0.1], "q_sign": 2,
+                                                          "families": ["ZO*", "conservative + sign"]})
     assert labels["Dual conservative + sign, zo_lr 0.1"]["q"] == 2 and labels["Dual ZO*, calibrated"]["zo_lr"] == "calibrated"
     assert [nb.stem for nb in notebooks()][0] == "00_setup"
 
@@ -67,7 +70,8 @@ def test_every_notebook_study_resolves_in_every_profile():
 def test_fewshot_runs_are_planned_and_run_by_the_sweep_like_every_other_run(session):
     from zolib.cl.sweep import plan
     study = {label: {**over, "fewshot": (2, 30)} for label, over in
-             studies.fewshot(prompt_dim=4, shots=2, queries=30, stage1=1).items()
+             studies.notebook("07_peers").fewshot({"prompt_dim": 4, "fewshot_shots": 2, "fewshot_queries": 30,
+                                                   "fewshot_stage1": 1}).items()
              if over["method"] in ("frozen", "prompt-zo-sgd")}
     study = {k: {**v, **{f: SMALL[f] for f in ("protocol", "synthetic_train_per_class", "synthetic_test_per_class")}}
              for k, v in study.items()}
@@ -76,10 +80,10 @@ def test_fewshot_runs_are_planned_and_run_by_the_sweep_like_every_other_run(sess
     before = plan(reqs.values(), session.store)
     assert len(before.runs) == 2 and before.stored == 0
     runs = session.compare(study, seeds=(0,))
-    tuned = runs["synthetic"][studies.fewshot_label("prompt-zo-sgd")][0]
+    tuned = runs["synthetic"][peers.fewshot_label("prompt-zo-sgd")][0]
     assert 0 < tuned["queries"] <= 30 and tuned["method"] == "prompt-zo-sgd" and 0 <= tuned["accuracy"] <= 100
-    frozen = runs["synthetic"][studies.fewshot_label("frozen")][0]
+    frozen = runs["synthetic"][peers.fewshot_label("frozen")][0]
     assert frozen["queries"] == 0 and frozen["accuracy"] == frozen["zero_shot"]
     assert plan(reqs.values(), session.store).stored == 2, "stored few-shot runs are not run again"
-    assert session.store.get(reqs[(studies.fewshot_label("frozen"), "synthetic", 0)].config) is None, \
+    assert session.store.get(reqs[(peers.fewshot_label("frozen"), "synthetic", 0)].config) is None, \
         "a few-shot result is not a class-incremental one"

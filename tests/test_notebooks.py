@@ -48,10 +48,21 @@ def test_unknown_profile_and_undeclared_parameter_exit_2_before_running():
 
 @pytest.fixture(scope="module")
 def smoke():
-    """Run every notebook in the smoke profile once (the README's main job)."""
+    """The README's main job in two halves: ``zolib sweep`` computes every run the notebooks need, then
+    ``zolib notebooks`` renders them; each notebook records how many pieces it computed itself."""
+    sweep = zolib("sweep", "--profile", "smoke")
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
     r = zolib("notebooks", "--profile", "smoke")
     assert r.returncode == 0, r.stderr[-3000:]
     return {name: json.loads((FIGURES / "smoke" / f"{name}.json").read_text()) for name in EXPECTED}
+
+
+@pytest.mark.slow
+def test_after_the_sweep_rendering_the_notebooks_computes_nothing(smoke):
+    """The notebook and the sweep read one declaration (zolib.studies): nothing is left for a kernel."""
+    with_runs = [name for name in EXPECTED if "computed_in_notebook" in smoke[name]["results"]]
+    assert {"01_naive_full_zo", "02_branch_wise", "03_layer_wise", "05_mozo", "07_peers"} <= set(with_runs)
+    assert {name: smoke[name]["results"]["computed_in_notebook"] for name in with_runs} == dict.fromkeys(with_runs, 0)
 
 
 @pytest.mark.slow

@@ -158,7 +158,7 @@ def test_streamed_update_equals_materialised_estimate():
     """Seed replay: the in-place update uses exactly the directions of the estimate."""
     model = Quadratic(12)
     units = {"theta": [model.theta]}
-    zo = ZOConfig(rule="aggressive", q=3)
+    zo = ZOConfig(rule="aggressive", q=3, zo_lr=0.01)
     est = zo_gradient(model, units, model, zo, step_seed=step_seed(11, 0))["theta[0]"]
     before = model.theta.detach().clone()
     HybridOptimizer(model, units, {"theta": "zo"}, lr=0.01, zo=zo, seed=11).step(model)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from zolib.cl.trainer import warmup_cosine
+from zolib.cl.factory import warmup_cosine
 from zolib.errors import NanLossError, ZolibError
 from zolib.models import MoEConfig, build_adapted_clip
 from zolib.optim import (HybridOptimizer, ZOConfig, build_optimizer, direction_seed, forwards_per_step, methods,
@@ -62,7 +62,7 @@ def test_zero_lr_restores_parameters_bit_for_bit(cfg, modes):
     net = Net()
     net.train()
     before = copy.deepcopy(net.state_dict())
-    opt = HybridOptimizer(net, units_of(net), modes, lr=0.1, weight_decay=0.1, zo=ZOConfig(**cfg),
+    opt = HybridOptimizer(net, units_of(net), modes, lr=0.1, weight_decay=0.1, zo=ZOConfig(**cfg).with_step(0.1),
                           schedule=lambda step: 0.0)
     for _ in range(2):
         result = opt.step(net)
@@ -91,7 +91,7 @@ FORWARD_TABLE = [  # (config, modes, forwards per step as in zolib.optim.hybrid'
 def test_forwards_per_step_match_the_documented_table(cfg, modes, expected):
     net = Net()
     calls = []
-    opt = HybridOptimizer(net, units_of(net), modes, zo=ZOConfig(**cfg))
+    opt = HybridOptimizer(net, units_of(net), modes, zo=ZOConfig(**cfg).with_step(1e-3))
     result = opt.step(lambda: calls.append(1) or net())
     n_zo = sum(m == "zo" for m in modes.values())
     assert len(calls) == result.forwards == opt.forwards_per_step == expected
@@ -105,7 +105,7 @@ def test_one_mode_rule_fo_units_train_everything_else_eval():
     net.train()
     net.b.eval()  # a submodule's own flag must come back as it was
     grads_needed = []
-    opt = HybridOptimizer(net, units_of(net), HYBRID)
+    opt = HybridOptimizer(net, units_of(net), HYBRID, zo=ZOConfig(zo_lr=1e-3))
     opt.step(lambda: grads_needed.append((net.a.training, net.b.training, net.drop.training,
                                           net.b.weight.requires_grad, torch.is_grad_enabled())) or net())
     assert grads_needed[0] == (True, False, False, False, True), "FO unit a trains; ZO unit b and the rest eval"
@@ -142,7 +142,7 @@ def test_zo_lr_zero_holds_zo_units_fixed_without_zo_forwards():
 def test_nan_loss_raises_and_leaves_parameters():
     net = Net()
     before = copy.deepcopy(net.state_dict())
-    opt = HybridOptimizer(net, units_of(net), HYBRID)
+    opt = HybridOptimizer(net, units_of(net), HYBRID, zo=ZOConfig(zo_lr=1e-3))
     with pytest.raises(NanLossError, match="nan"):
         opt.step(lambda: net() * float("nan"))
     count = []
@@ -159,7 +159,7 @@ def test_nan_loss_raises_and_leaves_parameters():
 def test_conservative_rejects_a_candidate_whose_loss_is_not_finite():
     net = Net()
     before = copy.deepcopy(net.state_dict())
-    opt = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(rule="conservative"), seed=1)
+    opt = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(rule="conservative", zo_lr=1e-3), seed=1)
     calls = []
 
     def nan_for_candidates():  # forwards: L(theta), the probe, then the two candidates
@@ -183,7 +183,7 @@ def test_a_parameter_read_outside_its_module_is_perturbed_too():
 
     model = Outside()
     before = model.lin.weight.detach().clone()
-    opt = HybridOptimizer(model, {"u": [model.lin.weight]}, {"u": "zo"}, lr=0.1, zo=ZOConfig(rule="aggressive"),
+    opt = HybridOptimizer(model, {"u": [model.lin.weight]}, {"u": "zo"}, lr=0.1, zo=ZOConfig(rule="aggressive", zo_lr=0.1),
                           schedule=lambda step: 0.0)
     result = opt.step(model)
     assert result.info["projected"][0][0] != 0.0, "the probe saw its perturbation"
@@ -192,7 +192,7 @@ def test_a_parameter_read_outside_its_module_is_perturbed_too():
 
 def test_conservative_never_increases_the_loss():
     net = Net()
-    opt = HybridOptimizer(net, units_of(net), PURE_ZO, lr=0.05, zo=ZOConfig(rule="conservative", sign="elementwise", q=2), seed=3)
+    opt = HybridOptimizer(net, units_of(net), PURE_ZO, lr=0.05, zo=ZOConfig(rule="conservative", sign="elementwise", q=2, zo_lr=0.05), seed=3)
     results = [opt.step(net) for _ in range(25)]
     losses = [r.loss for r in results]
     assert all(b <= a for a, b in zip(losses, losses[1:]))
@@ -215,7 +215,7 @@ def test_per_modality_eps_scales_each_branch_perturbation():
 
     model = Branches()
     units = {("vision", 0): [model.vision.weight], ("text", 0): [model.text.weight]}
-    zo = ZOConfig(rule="aggressive", eps_vision=5e-4, eps_text=1e-3)
+    zo = ZOConfig(rule="aggressive", eps_vision=5e-4, eps_text=1e-3, zo_lr=1e-3)
     HybridOptimizer(model, units, {k: "zo" for k in units}, zo=zo, seed=4).step(model)
     seed = step_seed(4, 0)
     for index, (name, eps) in enumerate([("vision", 5e-4), ("text", 1e-3)]):
@@ -234,7 +234,7 @@ def test_schedule_drives_fo_and_zo_lr_and_lambdalr_works():
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2 / 30, 1e-3 / 30, 1e-3 / 30])
     frozen = Net()
     before = copy.deepcopy(frozen.state_dict())
-    opt = HybridOptimizer(frozen, units_of(frozen), HYBRID, lr=0.1)
+    opt = HybridOptimizer(frozen, units_of(frozen), HYBRID, lr=0.1, zo=ZOConfig(zo_lr=0.1))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.0)
     opt.step(frozen)
     sched.step()
@@ -242,7 +242,7 @@ def test_schedule_drives_fo_and_zo_lr_and_lambdalr_works():
 
 
 def test_state_dict_resumes_the_same_trajectory():
-    zo = ZOConfig(rule="conservative", adam_betas=(0.9, 0.99), sign="projected", q=2)
+    zo = ZOConfig(rule="conservative", adam_betas=(0.9, 0.99), sign="projected", q=2, zo_lr=1e-2)
 
     def run(steps, resume_from=None):
         net = Net()

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from zolib.cl.profiles import profile_config
-from zolib.cl.trainer import build_model, load_benchmark, make_optimizer, run_experiment, train_task
+from zolib.cl.factory import build_model, load_benchmark, make_optimizer
+from zolib.cl.trainer import run_experiment, train_task
 from zolib.errors import ZolibError
 from zolib.models import tokenizer
 from zolib.models.head import head_logits
@@ -84,7 +85,7 @@ def test_zo_fc_clips_its_zo_step_to_norm_one(tmp_path):
         from zolib.optim.hybrid import HybridOptimizer
         before = torch.cat([p.detach().flatten() for p in net.parameters()])
         opt = HybridOptimizer(net, {("vision", 0): dict(net.named_parameters())}, {("vision", 0): "zo"}, lr=1.0,
-                              zo=ZOConfig(rule="aggressive", estimator="two-sided", clip_norm=clip, eps=1.0))
+                              zo=ZOConfig(rule="aggressive", estimator="two-sided", clip_norm=clip, eps=1.0, zo_lr=1.0))
         opt.step(lambda: 100 * F.mse_loss(net(x), y))
         step = float((torch.cat([p.detach().flatten() for p in net.parameters()]) - before).norm())
         if bound:
@@ -113,7 +114,7 @@ def test_the_infty_backend_runs_zeroflow_on_the_same_protocol(tmp_path):
 # ---------------------------------------------------------------- SharpZO and the prompt methods
 
 def test_a_prompt_context_at_zero_is_zero_shot_clip():
-    from zolib.cl.trainer import class_matrix
+    from zolib.cl.evaluation import class_matrix
     cfg = profile_config("smoke", method="sharpzo", prompt_dim=8, **SMALL)
     bench = load_benchmark(cfg)
     model = build_model(cfg, torch.device("cpu"), bench=bench).eval()

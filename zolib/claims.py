@@ -26,10 +26,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from statistics import median
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import paper
 from .analysis.dynamics import ZO_ACTED
+from .analysis.runs import combine, metric
+from .analysis.runs import mean as _mean
 from .analysis.stats import ALPHA, Paired, paired
 
 VERDICTS = ("agrees", "disagrees", "inconclusive", "not testable here", "one seed: no interval")
@@ -55,11 +57,6 @@ class Verdict:
         why = f" [{self.reason}]" if self.reason else ""
         regime = f"({self.regime}) " if self.regime else ""
         return f"{self.verdict.upper()}: {regime}{self.claim} | paper: {self.reported} | ours: {self.measured}{why}"
-
-
-def metric(runs: Runs, name: str) -> dict[int, float]:
-    """``{seed: value}`` of a result field (``last``, ``avg``, ...); a diverged run gives NaN."""
-    return {s: (math.nan if r.get(name) is None else float(r[name])) for s, r in runs.items()}
 
 
 def zo_untestable(runs: Mapping[str, Runs]) -> str:
@@ -111,17 +108,6 @@ def above(claim: str, reported: str, a_name: str, a: Mapping[int, float], b_name
         measured += f", {p.n} seed"
     return Verdict(claim, reported, measured, verdict(p, reason), regime, p.mean_diff,
                    (p.ci_low, p.ci_high), p.p_value, {"seeds": list(p.seeds), "a": list(p.a), "b": list(p.b)}, reason)
-
-
-def combine(runs: Mapping[str, Runs], labels: Sequence[str], field_: str,
-            how: Callable[[list[float]], float]) -> dict[int, float]:
-    """Per seed, ``how`` over the ``field_`` of several variants (e.g. the mean Last of the Hop runs)."""
-    seeds = sorted(set.intersection(*(set(runs[l]) for l in labels)))
-    return {s: how([metric(runs[l], field_)[s] for l in labels]) for s in seeds}
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
 
 
 def _reported_delta(method: str, m: str) -> str:

@@ -1,12 +1,13 @@
-"""What every notebook calls: one ``setup`` (profile check, seeds, plot style), the runs of a study
-(from the run store; anything missing is computed first by the parallel local sweep), tables with
-95% intervals over seeds, figures, verdicts, and a results file per notebook.
+"""What every notebook calls: one ``setup`` (profile check, seeds, plot style) that returns the
+notebook's :class:`Session`, its runs (from the run store), its verdicts, figures, and a results file.
 
 Notebooks stay thin: a parameters cell, the story in markdown, calls into this module and into
-zolib, figures. The runs themselves are declared in :mod:`zolib.studies` (which the sweep reads
-too) and stored by :class:`zolib.cl.store.Store`, keyed by their resolved config and the zolib
-code, so rerunning a notebook to restyle a figure costs seconds, and a code change never serves a
-stale number.
+zolib, figures. A notebook's runs, seeds and claims are declared once, in its object of
+:mod:`zolib.studies` (which the sweep reads too), and stored by :class:`zolib.cl.store.Store`, keyed
+by their resolved config and the zolib code; so ``S.runs()`` after ``zolib sweep`` reads the store and
+computes nothing. Opened in JupyterLab without a sweep first, a notebook computes what the store lacks
+itself (in parallel worker processes, a progress bar), records how many pieces it computed
+(``computed_in_notebook`` in its results JSON), and a rerun only redraws.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import claims, studies
-from .analysis.stats import mean_ci
+from .analysis.runs import AllRuns, is_fewshot, per_seed_records, summary
 from .cl.config import ExperimentConfig
 from .cl.profiles import Profile, get_profile
 from .cl.store import Store
@@ -31,13 +32,19 @@ Runs = dict[str, dict[str, dict[int, dict[str, Any]]]]  # {benchmark: {label: {s
 
 @dataclass
 class Session:
-    """A notebook's context: its profile, its store, where its figures go, and what it records."""
+    """A notebook's context: its profile, parameters, :mod:`zolib.studies` object, store, figures folder,
+    and what it records."""
 
     notebook: str
     profile: Profile
     params: dict[str, Any]
     results: dict[str, Any] = field(default_factory=dict)
     store: Store = field(default_factory=Store)
+    spec: studies.Notebook = field(init=False)
+    _runs: Runs | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.spec = studies.notebook(self.notebook)
 
     @property
     def benchmarks(self) -> tuple[str, ...]:
@@ -45,7 +52,8 @@ class Session:
 
     @property
     def seeds(self) -> tuple[int, ...]:
-        return self.profile.seeds
+        """The seeds this notebook runs (its :mod:`zolib.studies` object's, from the profile and parameters)."""
+        return self.spec.seeds(self.profile, self.params)
 
     @property
     def synthetic(self) -> bool:
@@ -59,18 +67,42 @@ class Session:
         """The profile's resolved experiment config with ``overrides``."""
         return self.profile.experiment(overrides.pop("benchmark", None), **overrides)
 
+    # ------------------------------------------------------------------ runs
+    def runs(self) -> Runs:
+        """Every run of this notebook's study, on its benchmarks and seeds: ``{benchmark: {label: {seed:
+        result}}}``. Missing runs are computed first (see the module docstring); the class-incremental ones
+        are recorded per seed in the results JSON."""
+        if self._runs is None:
+            self._runs = self.compare(self.spec.study(self.params), self.seeds, self.spec.allow_divergence,
+                                      count=True)
+            ci = {b: {l: r for l, r in by_label.items() if not is_fewshot(next(iter(r.values())))}
+                  for b, by_label in self._runs.items()}
+            self.record(runs={**self.results.get("runs", {}), **per_seed_records(ci)})
+        return self._runs
+
+    @property
+    def table(self):
+        """:func:`zolib.analysis.runs.summary` of :meth:`runs` (one row per benchmark and label)."""
+        return summary(self.runs())
+
     def compare(self, study: Mapping[str, Mapping[str, Any]], seeds: tuple[int, ...] | None = None,
-                allow_divergence: bool = False) -> Runs:
-        """Every run of ``study`` (:mod:`zolib.studies`) on the profile's benchmarks and seeds:
-        ``{benchmark: {label: {seed: result}}}``. Missing runs are computed first, in parallel
-        (:func:`zolib.cl.sweep.run_sweep`, local executor). A diverged run (NaN loss) is a result
-        only with ``allow_divergence``; otherwise it stops the notebook with its one-line message."""
-        reqs = studies.requests(self.profile.name, study, seeds=seeds)
+                allow_divergence: bool = False, count: bool = False) -> Runs:
+        """Every run of ``study`` (:mod:`zolib.studies`) on the profile's benchmarks and ``seeds``, computing
+        what the store lacks first (:func:`zolib.cl.sweep.run_sweep`, local executor). A diverged run (NaN
+        loss) is a result only with ``allow_divergence``; otherwise it stops the notebook with its one-line
+        message. With ``count``, the number of pieces computed here is recorded (``computed_in_notebook``)."""
+        reqs = studies.requests(self.profile, study, seeds=seeds)
+        computed = 0
         if any(self.store.result(r) is None for r in reqs.values()):
+            print(f"{self.notebook}: computing what the run store lacks ({self.store.root}); `zolib sweep --profile "
+                  f"{self.profile.name} --only {self.notebook[:2]}` does it ahead of time", flush=True)
             report = run_sweep(reqs.values(), self.store, "local", jobs=default_jobs(), threads=1)
             if report.failed:
                 f = report.failed[0]
                 raise ZolibError(f"{len(report.failed)} run(s) failed, e.g. {f['what']}: {f['error']} (log: {f['log']})")
+            computed = report.finished
+        if count:
+            self.record(computed_in_notebook=self.results.get("computed_in_notebook", 0) + computed)
         runs: Runs = {}
         for (label, bench, seed), req in reqs.items():
             result = self.store.result(req)
@@ -79,51 +111,23 @@ class Session:
             runs.setdefault(bench, {}).setdefault(label, {})[seed] = result
         return runs
 
-    def calibrations(self, study: Mapping[str, Mapping[str, Any]]):
-        """The calibrated labels of ``study``: the chosen ZO step and the grid's validation accuracies."""
+    def calibrations(self):
+        """The calibrated labels of this notebook's study: the chosen ZO step and the grid's scores."""
         import pandas as pd
         rows = []
-        for (label, bench, seed), req in studies.requests(self.profile.name, study, seeds=self.seeds[:1]).items():
-            if req.calibration is None:
+        study = self.spec.study(self.params)
+        for (label, bench, seed), req in studies.requests(self.profile, study, seeds=self.seeds[:1]).items():
+            if req.calibration is None or req.fewshot is not None:
                 continue
             cal = self.store.calibrate(req)
             rows.append({"benchmark": bench, "label": label, "chosen zo_lr": cal["zo_lr"],
                          **{f"val acc @ {r['zo_lr']:g}": (r["accuracy"] if r["diverged"] is None else math.nan)
                             for r in cal["table"]}})
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        self.record(calibration=table.to_dict("records"))
+        return table
 
-    @staticmethod
-    def summary(runs: Runs, reference: str | None = studies.FROZEN):
-        """One row per benchmark and label: the number of seeds and of diverged seeds, Last, Avg and
-        forgetting as means with 95% bootstrap intervals over seeds (``_lo``/``_hi``), the gain in Last
-        over ``reference`` (paired per seed), the median share of test predictions the ZO units
-        changed (``zo_flips``), the ZO step used, and the mean relative movement of the ZO units.
-        A label with a diverged seed gets NaN metrics (a mean over the survivors would flatter it)."""
-        import pandas as pd
-        rows = []
-        for bench, by_label in runs.items():
-            ref = by_label.get(reference) if reference else None
-            for label, by_seed in by_label.items():
-                results = list(by_seed.values())
-                cfg = results[0]["config"]
-                row = {"benchmark": bench, "label": label, "method": cfg["method"], "seeds": len(results),
-                       "diverged": sum(bool(r.get("diverged")) for r in results), "zo_lr": cfg["zo"]["zo_lr"]}
-                for metric in ("last", "avg", "forgetting"):
-                    values = claims.metric(by_seed, metric)
-                    row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = mean_ci(list(values.values()))
-                row["gain_over_frozen"] = math.nan
-                if ref is not None:
-                    last, ref_last = claims.metric(by_seed, "last"), claims.metric(ref, "last")
-                    common = sorted(set(last) & set(ref_last))
-                    row["gain_over_frozen"] = sum(last[s] - ref_last[s] for s in common) / len(common)
-                flips = [r["zo_effect"]["flip_rate"] for r in results if r.get("zo_effect")]
-                row["zo_flips"] = float(pd.Series(flips).median()) if flips else math.nan
-                moved = [m[b]["zo"] for r in results if r.get("movement") for m in r["movement"][-1:]
-                         for b in m if "zo" in m[b]]
-                row["zo_moved"] = float(pd.Series(moved).mean()) if moved else math.nan
-                rows.append(row)
-        return pd.DataFrame(rows)
-
+    # ------------------------------------------------------------------ figures and records
     def title(self, text: str) -> str:
         return title(text, self.profile.name, self.synthetic)
 
@@ -135,22 +139,12 @@ class Session:
         self.results.update(values)
         self.save()
 
-    def record_runs(self, runs: Runs, prefix: str = "") -> None:
-        """Record per-seed Last, Avg and forgetting, with intervals, of every run (results JSON)."""
-        table = self.summary(runs)
-        out = {}
-        for _, row in table.iterrows():
-            by_seed = runs[row.benchmark][row.label]
-            out[f"{prefix}{row.benchmark}/{row.label}"] = {
-                "per_seed": {m: {str(s): v for s, v in claims.metric(by_seed, m).items()}
-                             for m in ("last", "avg", "forgetting")},
-                **{k: row[k] for k in ("seeds", "diverged", "zo_lr", "last", "last_lo", "last_hi", "avg", "avg_lo",
-                                       "avg_hi", "forgetting", "gain_over_frozen", "zo_flips", "zo_moved")}}
-        self.record(runs={**self.results.get("runs", {}), **out})
-
-    def check(self, verdicts: list[claims.Verdict]):
-        """Record the paper's claims checked on this notebook's runs (:mod:`zolib.claims`), print one
-        line per claim, and return them as a table."""
+    def check(self, **measured: Any):
+        """Check the paper's claims on this notebook's runs (and on what it ``measured``: notebooks 04, 06, 07)
+        with its :mod:`zolib.studies` object, record them, print one line per claim with its full reason,
+        and return them as a table."""
+        runs = self.runs() if self.spec.study(self.params) else {}
+        verdicts = self.spec.claims(runs, self.params, self.profile, **measured)
         key = lambda c: (c["claim"], c.get("regime", ""))  # noqa: E731
         recorded = {key(c): c for c in self.results.get("claims", []) + claims.as_records(verdicts)}
         self.record(claims=list(recorded.values()))  # a rerun of the cell replaces, not repeats

@@ -2,10 +2,11 @@
 ones in parallel (or on a cluster), then execute the notebooks in order with papermill.
 
 Executed copies go to ``build/<profile>/`` (ignored by git); each notebook writes its figures
-(PDF + PNG) and one results JSON to ``figures/<profile>/``. A notebook's runs are declared in
-:mod:`zolib.studies`; :func:`plan` reads each selected notebook's parameters (its parameters cell,
-then the profile's :attr:`~zolib.cl.profiles.Profile.notebooks`, then ``-p NAME VALUE``) and
-collects them without executing anything. ``zolib notebooks`` first runs what the store lacks
+(PDF + PNG) and one results JSON to ``figures/<profile>/``. A notebook's runs are declared by its
+object in :mod:`zolib.studies`; :func:`plan` reads each selected notebook's parameters (its
+parameters cell, then the profile's :attr:`~zolib.cl.profiles.Profile.notebooks`, then ``-p NAME
+VALUE``) and asks that object, without executing anything: the notebook asks the same object with
+the same parameters, so after the sweep it computes nothing. ``zolib notebooks`` first runs what the store lacks
 through the local executor (one progress bar), then renders from the store. The run stops at
 the first failing notebook and names it and the failing cell; a parameter a notebook does not
 declare is an error, not a warning.
@@ -67,12 +68,8 @@ def plan(profile: str, only: Sequence[str] | None = None, extra: dict[str, Any] 
     from . import studies
     out: list[Request] = []
     for nb in notebooks(only):
-        build = studies.NOTEBOOK_STUDIES.get(nb.stem)
-        if build is None:
-            continue
         params = {**declared(nb), **parameters(profile, nb, extra)}
-        reqs = studies.requests(profile, build(params), seeds=studies.notebook_seeds(nb.stem, profile, params))
-        out += reqs.values()
+        out += studies.notebook(nb.stem).requests(profile, params).values()
     return out
 
 

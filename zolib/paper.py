@@ -27,7 +27,7 @@ BENCHMARK_ROWS: dict[str, dict[str, str]] = {
 }
 
 # (benchmark label, metric) -> method -> accuracy (%). "best_layerwise" names its method in
-# zolib's spelling (0-based layers: the paper's index base is unknown, see zolib.optim.presets).
+# zolib's spelling (0-based layers: the paper's index base is unknown, see zolib.optim.methods).
 BRANCH_WISE: dict[tuple[str, str], dict[str, Any]] = {
     ("CIFAR Inc10", "last"): {"fo": 80.47, "dual": 69.29, "vision": 76.05, "language": 80.94,
                               "best_layerwise": 82.41, "best_layerwise_method": "hop-even-vision"},

@@ -122,3 +122,251 @@ def bars_with_ci(ax, table, x: str, metric: str, hue: str | None = None, order=N
     ax.set_xticks(np.arange(len(order)), order)
     if hue:
         ax.legend(fontsize=7)
+
+
+# --------------------------------------------------------------------------- figures of several panels
+
+def loss_panels(panels: dict, window: int = 1, styles: dict | None = None, reference: str | None = None,
+                literal: str | None = None, seeds: int | None = None):
+    """One row per step of ``panels`` (``{step name: {line label: runs}}``): :func:`plot_losses`, the legend
+    beside the first panel only. ``literal`` names the step that is the harness lr (said in its title)."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True, squeeze=False)
+    for ax, (step, shown) in zip(axes[:, 0], panels.items()):
+        plot_losses(ax, shown, window=window, styles=styles, reference=reference)
+        ax.set_title("ZO step calibrated" if step == "calibrated" else
+                     f"ZO step {step}" + (" (the harness lr: literal)" if step == literal else ""), fontsize=9)
+        ax.set_ylabel("")
+        if ax is axes[0, 0]:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.get_legend().remove()
+        if ax is not axes[-1, 0]:
+            ax.set_xlabel("")
+    fig.supylabel(f"training loss (mean over {seeds} seeds; moving average of {window} within tasks)", fontsize=9)
+    return fig
+
+
+def accuracy_panels(panels: dict, styles: dict | None = None, reference: str | None = None):
+    """One panel per step of ``panels`` (``{step name: {line label: runs}}``): :func:`plot_accuracy_curves`."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    for ax, (step, shown) in zip(axes[0], panels.items()):
+        plot_accuracy_curves(ax, shown, styles=styles, reference=reference)
+        ax.set_title("calibrated" if step == "calibrated" else f"ZO step {step}", fontsize=9)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def metric_vs_step(table, lines: dict, steps: list, references: dict):
+    """Last and Avg against the ZO step: one errorbar line per entry of ``lines`` (``{line label: [run label
+    per step]}``) from a :func:`zolib.analysis.runs.summary` ``table`` indexed by label, a cross on the axis
+    where a run diverged, and ``references`` (``{label: line style}``) as horizontal lines with their bands."""
+    import numpy as np
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for ax, metric in zip(axes, ("last", "avg")):
+        for name, labels in lines.items():
+            rows = table.loc[labels]
+            err = np.array([rows[metric] - rows[f"{metric}_lo"], rows[f"{metric}_hi"] - rows[metric]])
+            line = ax.errorbar(steps, rows[metric], yerr=np.nan_to_num(err), fmt="o-", capsize=3, label=name)
+            gone = [s for s, l in zip(steps, labels) if table.loc[l, "diverged"] > 0]
+            if gone:
+                ax.plot(gone, [0] * len(gone), "X", ms=10, color=line[0].get_color(), clip_on=False,
+                        label=f"{name}: diverged (NaN loss)")
+        for ref, style in references.items():
+            ax.axhline(table.loc[ref, metric], label=f"{ref} ({table.loc[ref, metric]:.1f}%)", **style)
+            ax.axhspan(table.loc[ref, f"{metric}_lo"], table.loc[ref, f"{metric}_hi"], color=style["color"], alpha=0.1)
+        ax.set_xscale("log")
+        ax.set_xlabel("ZO step size (zo_lr)")
+        ax.set_ylabel(f"{metric.capitalize()} accuracy (%), 95% CI")
+        ax.set_title(metric.capitalize(), fontsize=9)
+        ax.legend(fontsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 04
+
+def variance_vs_dimension(quad, cases: dict, dims: list):
+    """Section (a) of notebook 04: relative variance and mean cosine against the dimension, theory (lines)
+    against sampled estimates (dots, error bars of two standard errors), one colour per case."""
+    import numpy as np
+
+    from .analysis.variance import estimator_mse, expected_cosine
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    grid = np.unique(np.geomspace(min(dims), max(dims), 50).round().astype(int))
+    for (label, zo), color in zip(cases.items(), ["tab:green", "tab:purple"]):
+        q = quad[quad.case == label]
+        axes[0].plot(grid, estimator_mse(grid, q=zo.q, distribution=zo.distribution), color=color, label=f"theory: {label}")
+        axes[0].errorbar(q.d, q.relative_mse, yerr=2 * q.rel_sem, fmt="o", color=color, label=f"sampled: {label}")
+        axes[1].plot(grid, expected_cosine(grid, zo.q, zo.distribution), color=color, label=f"theory: {label}")
+        axes[1].plot(q.d, q.mean_cosine, "o", color=color, label=f"sampled: {label}")
+    for ax in axes:
+        ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("dimension d of the perturbed parameters")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(r"relative variance $E\|\hat g - g\|^2 / \|g\|^2$")
+    axes[1].set_ylabel(r"mean cosine$(\hat g, g)$")
+    return fig
+
+
+def variance_vs_eps(sweep, eps_grid: list, dim: int, seed: int):
+    """Section (a) of notebook 04, the eps sweep: the one-sided theory (and the two-sided one, flat) against
+    the sampled relative variance of each case of :func:`zolib.analysis.variance.eps_table`."""
+    import numpy as np
+
+    from .analysis.variance import QuadraticProblem, estimator_mse
+    problem = QuadraticProblem(dim, seed)
+    grad_sq = float(problem.gradient().square().sum())
+    fine = np.geomspace(min(eps_grid), max(eps_grid), 60)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(fine, [estimator_mse(dim, grad_sq, eps=e, hessian=problem.hessian) / grad_sq for e in fine],
+            color="k", label="theory, one-sided")
+    ax.axhline(estimator_mse(dim), color="k", ls="--", lw=1, label=r"theory, two-sided (and $\epsilon \to 0$)")
+    for (label, g), marker in zip(sweep.groupby("case", sort=False), ["o", "x", "s"]):
+        ax.plot(g.eps, g.relative_mse, marker, ms=6, mfc="none", label=f"sampled: {label}")
+    ax.axvline(1e-3, color="grey", lw=0.8, ls=":")
+    ax.text(1.2e-3, 0.95, "paper's eps", fontsize=7, transform=ax.get_xaxis_transform(), va="top")
+    ax.set_xscale("log"); ax.set_yscale("log")
+    ax.set_xlabel(r"perturbation scale $\epsilon$"); ax.set_ylabel(r"relative variance $E\|\hat g - g\|^2 / \|g\|^2$")
+    ax.legend(fontsize=7)
+    return fig
+
+
+PALETTE = {"vision": "tab:blue", "language": "tab:orange"}
+
+
+def branch_distributions(rows: list, names: dict, samples: int):
+    """Sections (b) of notebook 04: the cosine of every single estimate per branch (violins, the theory's mean
+    as a black mark) and the relative variance of each unit per branch (log scale, the theory d + 1 dashed)."""
+    import pandas as pd
+    import seaborn as sns
+
+    from .analysis.variance import unit_summary
+    df = pd.DataFrame(rows).assign(branch=lambda d: d.branch.map(names))
+    units = pd.DataFrame(unit_summary(rows)).assign(branch=lambda d: d.branch.map(names))
+    order = ["vision", "language"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    sns.violinplot(data=df, x="branch", y="cosine", hue="branch", order=order, palette=PALETTE, cut=0,
+                   inner="quartile", ax=axes[0], legend=False)
+    for i, b in enumerate(order):
+        axes[0].hlines(units[units.branch == b].theory_cosine.iloc[0], i - 0.35, i + 0.35, color="k", lw=2,
+                       label="theory E cos (Gaussian, q = 1)" if i == 0 else None)
+        axes[0].plot(i, df[df.branch == b].cosine.mean(), "D", color="white", mec="k", ms=7,
+                     label="sampled mean" if i == 0 else None)
+    axes[0].set_ylabel(r"cosine$(\hat g, g)$ of one estimate"); axes[0].set_xlabel("branch")
+    axes[0].legend(fontsize=7, loc="upper right")
+    axes[0].set_title(f"cosine similarity ({samples} estimates x 12 layers per branch)", fontsize=9)
+    sns.boxplot(data=units, x="branch", y="rel_variance", hue="branch", order=order, palette=PALETTE, ax=axes[1],
+                showfliers=False, legend=False, boxprops={"alpha": 0.4})
+    sns.stripplot(data=units, x="branch", y="rel_variance", hue="branch", order=order, palette=PALETTE, ax=axes[1],
+                  size=6, legend=False, jitter=0.15)
+    for i, b in enumerate(order):
+        axes[1].hlines(units[units.branch == b].theory_rel.iloc[0], i - 0.4, i + 0.4, color="k", ls="--",
+                       label="theory d + 1" if i == 0 else None)
+    axes[1].set_yscale("log"); axes[1].set_xlabel("branch")
+    axes[1].set_ylabel(r"relative variance $\overline{\|\hat g - g\|^2} / \|g\|^2$ per unit")
+    axes[1].legend(fontsize=7, loc="upper right")
+    axes[1].set_title("relative variance per (branch, layer) unit", fontsize=9)
+    return fig
+
+
+def per_layer(rows: list, names: dict):
+    """Section (b) of notebook 04, layer by layer: each unit's true gradient norm, relative variance and mean
+    cosine, with the theory dashed."""
+    import pandas as pd
+
+    from .analysis.variance import unit_summary
+    units = pd.DataFrame(unit_summary(rows)).assign(branch=lambda d: d.branch.map(names))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for b in ("vision", "language"):
+        u = units[units.branch == b].sort_values("layer")
+        axes[0].plot(u.layer, u.grad_norm, "o-", color=PALETTE[b], label=b)
+        axes[1].plot(u.layer, u.rel_variance, "o-", color=PALETTE[b], label=f"{b} (sampled)")
+        axes[1].plot(u.layer, u.theory_rel, "--", color=PALETTE[b], label=f"{b} theory d + 1 (d = {u.dim.iloc[0]})")
+        axes[2].plot(u.layer, u.mean_cosine, "o-", color=PALETTE[b], label=f"{b} (sampled)")
+        axes[2].plot(u.layer, u.theory_cosine, "--", color=PALETTE[b], label=f"{b} theory")
+    axes[0].set_yscale("log"); axes[1].set_yscale("log")
+    axes[0].set_ylabel(r"autograd $\|g\|$ of the unit")
+    axes[1].set_ylabel(r"relative variance $\overline{\|\hat g - g\|^2} / \|g\|^2$")
+    axes[2].set_ylabel(r"mean cosine$(\hat g, g)$")
+    for ax in axes:
+        ax.set_xlabel("layer (0-based)"); ax.set_xticks(sorted(units.layer.unique()))
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 06
+
+STEP_PARTS = [("gradient_bytes", "gradients"), ("optimizer_state_bytes", "optimizer state"),
+              ("saved_vision_bytes", "saved activations, vision"), ("saved_text_bytes", "saved activations, text")]
+ADAPTER_NAMES = {"moe": "MoE", "lora": "LoRA"}
+
+
+def step_bytes(table, adapters: list):
+    """Notebook 06: the bytes of one step per configuration (rows of :func:`zolib.analysis.footprint.memory_table`
+    for one model and batch), stacked by part, one panel per adapter, the step peak as a black mark."""
+    import pandas as pd
+    mib = 2 ** 20
+    fig, axes = plt.subplots(1, len(adapters), figsize=(5.2 * len(adapters), 3.8), sharey=True, squeeze=False)
+    for ax, adapter in zip(axes[0], adapters):
+        sub = table[table.adapter == adapter].set_index("config")
+        bottom = pd.Series(0.0, index=sub.index)
+        for column, name in STEP_PARTS:
+            ax.bar(sub.index, sub[column] / mib, bottom=bottom, label=name)
+            bottom += sub[column] / mib
+        ax.plot(sub.index, sub.peak_bytes / mib, "k_", markersize=22, mew=2, label="step peak (PeakMemory)")
+        ax.set_title(f"{ADAPTER_NAMES.get(adapter, adapter)} adapters")
+        ax.set_xlabel("configuration")
+        ax.tick_params(axis="x", rotation=35)
+    axes[0][0].set_ylabel("MiB in one training step")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def ratio_bars(bars, adapters: list, order: tuple = ("Dual", "Vision", "Language")):
+    """Notebook 06: peak memory over FO's per configuration, one bar per source of
+    :func:`zolib.analysis.footprint.ratio_bars` (the paper's reported ratio hatched), one panel per adapter."""
+    sources = list(dict.fromkeys(bars.source))
+    fig, axes = plt.subplots(1, len(adapters), figsize=(5.2 * len(adapters), 3.6), sharey=True, squeeze=False)
+    width = 0.8 / len(sources)
+    for ax, adapter in zip(axes[0], adapters):
+        for i, source in enumerate(sources):
+            sub = bars[(bars.adapter == adapter) & (bars.source == source)].set_index("config").reindex(list(order))
+            ax.bar([k + i * width for k in range(len(order))], sub.ratio, width, label=source,
+                   hatch="//" if source.startswith("reported") else None)
+        ax.set_xticks([k + width * (len(sources) - 1) / 2 for k in range(len(order))], list(order))
+        ax.axhline(1, color="black", lw=0.8)
+        ax.set_title(f"{ADAPTER_NAMES.get(adapter, adapter)} adapters")
+        ax.set_xlabel("configuration")
+    axes[0][0].set_ylabel("peak memory / FO's")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 00
+
+def sample_grid(bench, n: int, cols: int = 10, seed: int = 0):
+    """``n`` test images of ``bench`` (drawn with ``seed``), un-normalised, each titled with its class name."""
+    import numpy as np
+    import torch
+
+    from .data.transforms import CLIP_MEAN, CLIP_STD
+    idx = np.random.RandomState(seed).choice(len(bench.test), size=min(n, len(bench.test)), replace=False)
+    rows = int(np.ceil(len(idx) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, 1.35 * rows), squeeze=False)
+    mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1)
+    for ax, i in zip(axes.flat, idx):
+        image, label = bench.test[int(i)]
+        ax.imshow((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy())
+        ax.set_title(bench.class_names[int(label)], fontsize=6)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig
+
+
+def units_heatmap(counts: dict, layers: int = 12):
+    """The trainable parameters of each (branch, layer) unit (:func:`zolib.models.count_parameters`'s ``per_unit``)."""
+    import pandas as pd
+    import seaborn as sns
+    grid = pd.DataFrame({b: [counts["per_unit"][f"{b}/{l}"] for l in range(layers)] for b in ("vision", "text")}).T
+    fig, ax = plt.subplots(figsize=(9, 1.9))
+    sns.heatmap(grid, annot=True, fmt=",", cbar_kws={"label": "trainable parameters"}, ax=ax, annot_kws={"fontsize": 6})
+    ax.set_xlabel("layer (0-based)"); ax.set_ylabel("branch")
+    return fig

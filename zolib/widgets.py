@@ -1,5 +1,7 @@
 """Small ipywidgets helpers for the notebooks' interactive cells (notebooks 03 and 06).
 
+- :func:`layer_explorer` (03) and :func:`mask_memory` (06): a mask picker whose result is shown inside
+  its cell (:func:`explorer`), a plain note and one example under papermill;
 - :func:`mask_picker`: a 2 x L grid of toggle buttons (vision row, text row; layers 0..L-1 left
   to right, zolib numbers layers from 0); a pressed button = that unit is ZO. Its callback gets
   the mask ``{"vision": [bool] * L, "text": [bool] * L}`` and its ``custom:`` method string
@@ -84,3 +86,51 @@ def mask_picker(on_change: Callable[[Mask, str], Any], layers: int = 12, initial
             btn.observe(changed, names="value")
     changed()
     return box
+
+
+def explorer(describe: Callable[[Mask, str], str], initial: str, note: str, layers: int = 12):
+    """A :func:`mask_picker` whose result, ``describe(mask, method)``, is shown *inside the cell* (an
+    ``ipywidgets.Output`` below the grid: a callback's bare ``print`` would land in JupyterLab's log
+    console instead), or, without a frontend (papermill, a static viewer), ``note`` and the text of
+    ``initial`` printed once. Returns the widget (None without a frontend)."""
+    if not has_frontend():
+        print(f"interactive cell: {note}; for example, {initial}:\n{describe(method_to_mask(initial, layers), initial)}")
+        return None
+    import ipywidgets
+    from IPython.display import display
+    out = ipywidgets.Output()
+
+    def show(mask: Mask, method: str) -> None:
+        out.clear_output(wait=True)
+        with out:
+            print(describe(mask, method))
+    box = ipywidgets.VBox([mask_picker(show, layers=layers, initial=initial), out])
+    display(box)
+    return box
+
+
+def layer_explorer(session, initial: str = "hop-odd-vision"):
+    """Notebook 03: pick ZO layers; shows the stored result of that assignment (literal regime, the
+    notebook's first seed), or the command that runs it."""
+    def describe(mask: Mask, method: str) -> str:
+        result = session.store.get(session.config(method=method, seed=session.seeds[0]))
+        if result is None:
+            return (f"{method}: not run yet in the {session.profile.name} profile; run it with\n  zolib experiment "
+                    f"--profile {session.profile.name} --method {method}")
+        return (f"{method}: Last {result['last']:.2f}%, Avg {result['avg']:.2f}%, forgetting "
+                f"{result['forgetting']:.2f} (seed {session.seeds[0]}, literal regime)")
+    return explorer(describe, initial, "open this notebook in JupyterLab to pick ZO layers on a 2 x 12 grid")
+
+
+def mask_memory(step, initial: str = "hop-odd-vision"):
+    """Notebook 06: pick a mask; measures one step of it on ``step``'s model (:mod:`zolib.cl.randomstep`)
+    and shows the bytes it saves per branch."""
+    from .analysis.footprint import predict_mask_memory
+    mib = 2 ** 20
+
+    def describe(mask: Mask, method: str) -> str:
+        r = predict_mask_memory(step, mask)
+        return (f"{method}\n  saved vision {r['saved_vision_bytes'] / mib:.2f} MiB, text {r['saved_text_bytes'] / mib:.2f} "
+                f"MiB; lowest FO layer {r['lowest_fo_layer']}; gradients + optimizer state "
+                f"{(r['gradient_bytes'] + r['optimizer_state_bytes']) / mib:.2f} MiB")
+    return explorer(describe, initial, "open this notebook in JupyterLab to pick a mask")

@@ -55,7 +55,7 @@ def eps_sensitivity(rule: str = "conservative", sign: str = "elementwise", q: in
     finals, losses = [], []
     for eps_v in eps_visions:
         model = TwoModalityQuadratic(seed=seed)
-        zo = ZOConfig(rule=rule, sign=sign, q=q, eps_vision=eps_v, eps_text=eps_text)
+        zo = ZOConfig(rule=rule, sign=sign, q=q, eps_vision=eps_v, eps_text=eps_text, zo_lr=lr)
         opt = HybridOptimizer(model, model.units(), {k: "zo" for k in model.units()}, lr=lr, zo=zo, seed=seed)
         for _ in range(steps):
             opt.step(model)

@@ -302,3 +302,100 @@ def compare_branches(rows: Sequence[Mapping[str, Any]], metric: str,
     res = mannwhitneyu(v, t, alternative=alternative)
     return {"vision_median": float(np.median(v)), "text_median": float(np.median(t)), "n_vision": len(v),
             "n_text": len(t), "U": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+# --------------------------------------------------------------------------- notebook 04's tables
+
+QUADRATIC_CASES = {"Gaussian, one-sided (paper Eq. 2)": ZOConfig(eps=1e-3),
+                   "Rademacher, two-sided": ZOConfig(eps=1e-3, distribution="rademacher", estimator="two-sided")}
+"""The estimators of section (a): the paper's, and ZO-FC's (Rademacher, two-sided)."""
+EPS_CASES = {"one-sided, float64": ("one-sided", torch.float64), "one-sided, float32": ("one-sided", torch.float32),
+             "two-sided, float64": ("two-sided", torch.float64)}
+"""The estimator and precision of each curve of the eps sweep."""
+BRANCH_NAMES = {"vision": "vision", "text": "language"}  # how notebook 04 names the branches
+
+
+def quadratic_table(dims: Sequence[int], samples: int, seed: int = 0):
+    """Section (a): for each case of :data:`QUADRATIC_CASES` and dimension, :func:`quadratic_check` (one
+    row each, the per-sample cosines left out) plus ``rel_sem``, the standard error of the relative MSE."""
+    import pandas as pd
+    table = pd.DataFrame([{"case": label, **{k: v for k, v in quadratic_check(d, samples, zo, seed=seed + d).items()
+                                             if k != "cosines"}}
+                          for label, zo in QUADRATIC_CASES.items() for d in dims])
+    table["rel_sem"] = table.mse_sem / table.grad_sq
+    return table
+
+
+def eps_table(eps_grid: Sequence[float], dim: int, samples: int, seed: int = 0):
+    """Section (a), the eps sweep: relative MSE, its ratio to the theory and the relative bias of each
+    case of :data:`EPS_CASES` at each eps, the same directions for every eps."""
+    import pandas as pd
+    rows = []
+    for e in eps_grid:
+        for label, (estimator, dtype) in EPS_CASES.items():
+            r = quadratic_check(dim, samples, ZOConfig(eps=e, estimator=estimator), seed=seed, dtype=dtype)
+            rows.append({"eps": e, "case": label, "relative_mse": r["relative_mse"], "ratio": r["ratio"],
+                         "relative_bias": r["relative_bias"]})
+    return pd.DataFrame(rows)
+
+
+def clip_runs(cfg, runs: int, seed: int, samples: int, warm_steps: int, batch_size: int,
+              zo: ZOConfig) -> list[dict[str, Any]]:
+    """Sections (b) and (c): ``runs`` independent runs on ``cfg``'s model and benchmark (run ``r`` uses
+    seed ``seed + r``: its own initialisation, warm-up batches, analysed batch and directions). In each, a
+    fresh adapted CLIP takes ``warm_steps`` FO steps (:func:`fo_warmup`), then every unit is estimated
+    ``samples`` times against autograd on a batch the warm-up did not see (:func:`unit_variance`).
+    Returns the :func:`unit_variance` rows with their ``run``, ``batch`` and ``warm_losses``."""
+    from ..cl.factory import build_model, load_benchmark, resolve_device
+    from ..models import tokenizer
+    device = resolve_device(cfg.device)
+    bench = load_benchmark(cfg)
+    tok = tokenizer(cfg.model_name)
+    rows: list[dict[str, Any]] = []
+    for r in range(runs):
+        torch.manual_seed(seed + r)
+        model = build_model(cfg, device)
+        tokens, batches = task_batches(bench, 0, batch_size or cfg.batch_size, tok, device, seed=seed + r)
+        warm = fo_warmup(model, batches, tokens, warm_steps, lr=cfg.lr)
+        images, labels = next(batches)
+        rows += [{**row, "run": r, "batch": len(labels), "warm_losses": warm}
+                 for row in unit_variance(model, images, tokens, labels, samples, zo, seed=seed + r)]
+    return rows
+
+
+def branch_table(rows: Sequence[Mapping[str, Any]]):
+    """Per branch of one run's :func:`unit_variance` rows: units, dimension, median gradient norm, median
+    relative variance and its theory, median ratio to the theory, the theoretical cosine, and the mean and
+    median cosine of single estimates (branches named as in :data:`BRANCH_NAMES`)."""
+    import pandas as pd
+    df = pd.DataFrame(rows).assign(branch=lambda d: d.branch.map(BRANCH_NAMES))
+    units = pd.DataFrame(unit_summary(rows)).assign(branch=lambda d: d.branch.map(BRANCH_NAMES))
+    table = units.groupby("branch", sort=False).agg(
+        units=("unit", "size"), dim=("dim", "first"), grad_norm=("grad_norm", "median"),
+        rel_variance=("rel_variance", "median"), theory_rel=("theory_rel", "first"), ratio=("ratio", "median"),
+        theory_cosine=("theory_cosine", "first"))
+    table["mean_cosine"] = df.groupby("branch", sort=False).cosine.mean()
+    table["median_cosine"] = df.groupby("branch", sort=False).cosine.median()
+    return table
+
+
+def per_run(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, dict[str, float]]]:
+    """Section (c), the paired design: per run, each branch's median relative variance, median ratio to the
+    theory and median cosine (``[{"vision": {...}, "language": {...}}, ...]``, the input of
+    :func:`zolib.claims.gradient_variance`)."""
+    import pandas as pd
+    out = []
+    for r in sorted({row["run"] for row in rows}):
+        mine = [row for row in rows if row["run"] == r]
+        summ = pd.DataFrame(unit_summary(mine))
+        cos = pd.DataFrame(mine).groupby("branch").cosine.median()
+        out.append({BRANCH_NAMES[b]: {"rel_variance": float(g.rel_variance.median()), "ratio": float(g.ratio.median()),
+                                      "cosine": float(cos[b])} for b, g in summ.groupby("branch")})
+    return out
+
+
+def per_run_table(per_run: Sequence[Mapping[str, Mapping[str, float]]]):
+    """:func:`per_run`'s medians as one row per run (columns ``<branch> <statistic>``)."""
+    import pandas as pd
+    return pd.DataFrame([{"run": r, **{f"{b} {k}": v for b, d in pr.items() for k, v in d.items()}}
+                         for r, pr in enumerate(per_run)])

@@ -22,16 +22,17 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from ..data.manifests import DATASETS
 from ..data.scenarios import PROTOCOLS, resolve_protocol
 from ..errors import ZolibError, check_choice
 from ..optim.build import ZO_FIELDS
 from ..optim.hybrid import FO_OPTIMIZERS
-from ..optim.methods import mask_text, parse, resolve_mask, zo_optimizer
+from ..optim.methods import mask_text, parse, resolve_mask, setting_names, zo_optimizer
 from ..optim.sharpzo import SharpZOConfig
 from ..optim.zo import ZOConfig
+from ..models.specs import model_spec, world_model
 
-BENCHMARKS = ("synthetic", "cifar100", "tinyimagenet", "imagenet-r")
-LAYERS = {"zolib-tiny": {"vision": 12, "text": 12}, "ViT-B-16": {"vision": 12, "text": 12}}
+BENCHMARKS = ("synthetic", *DATASETS)  # the offline world, then every dataset with a manifest
 NOT_KEYED = ("method", "device", "num_workers", "eval_batch_size")  # labels and settings that leave the numbers alone
 INACTIVE_ZO = ZOConfig(zo_lr=0.0)  # the canonical ZO settings of a run without ZO updates
 
@@ -49,7 +50,7 @@ class ExperimentConfig:
     method: str = "fo"                 # the name asked for: a label, not part of the key
     zo_mask: str = "vision=000000000000,text=000000000000"  # 1 = ZO unit, layer 0 first (from the method)
     adapter: str = "moe"               # moe | lora
-    moe_bottleneck: int = 16           # 64 (MoE-Adapters4CL) for ViT-B/16, 16 for the tiny CLIP
+    moe_bottleneck: int = 0            # 0: the model's (zolib.models.specs: 64 for ViT-B/16, 16 for the tiny CLIP)
     moe_experts: int = 2
     lora_rank: int = 8
     lora_alpha: float = 16.0
@@ -82,11 +83,11 @@ class ExperimentConfig:
 
     @property
     def model_name(self) -> str:
-        return "zolib-tiny" if self.benchmark == "synthetic" else "ViT-B-16"
+        return world_model(self.benchmark)
 
     @property
     def pretrained(self) -> str:
-        return "synthetic" if self.benchmark == "synthetic" else "openai"
+        return model_spec(self.model_name).pretrained
 
     @property
     def has_zo(self) -> bool:
@@ -94,12 +95,12 @@ class ExperimentConfig:
         a prompt context tuned by ZO-SGD, CMA-ES or SharpZO."""
         if self.classifier == "prompt":
             return self.sharpzo.prompt_mode != "fo"
-        return "1" in self.zo_mask and self.zo.zo_lr > 0
+        return "1" in self.zo_mask and not self.zo.holds_fixed
 
     @property
     def held_fixed(self) -> bool:
         """Whether the mask has ZO units that are held fixed (``zo_lr = 0``: a control, or frozen)."""
-        return "1" in self.zo_mask and self.zo.zo_lr == 0
+        return "1" in self.zo_mask and self.zo.holds_fixed
 
     @property
     def mask(self) -> dict[str, str]:
@@ -117,8 +118,16 @@ class ExperimentConfig:
         """A re-resolved copy with ``changes`` (experiment or ZO field names, flat)."""
         return resolve({**flat(self), **changes})
 
+    def with_method(self, method: str, **changes: Any) -> "ExperimentConfig":
+        """The same experiment with another ``method``: the experiment fields kept, the ZO and prompt
+        settings the new method's own (``replace(method=...)`` would keep this config's resolved ZO
+        step, which is 0 for a run without ZO units)."""
+        experiment = {k: getattr(self, k) for k in EXPERIMENT_FIELDS if k not in METHOD_FIELDS}
+        return resolve({**experiment, "method": method, **changes})
+
 
 EXPERIMENT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name not in ("zo", "zo_mask", "sharpzo"))
+METHOD_FIELDS = ("method", *sorted(set(setting_names()) & set(EXPERIMENT_FIELDS)))  # what a method may set (ZO-FC: lr, ...)
 SHARPZO_FIELDS = tuple(f.name for f in fields(SharpZOConfig))
 FIELDS = EXPERIMENT_FIELDS + ZO_FIELDS + SHARPZO_FIELDS
 SCHEDULES = ("warmup-cosine", "constant")
@@ -153,12 +162,12 @@ def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
     exp["protocol"] = resolve_protocol(benchmark, exp.get("protocol") or None)
     check_choice("adapter", exp.get("adapter", "moe"), ("moe", "lora"))
     defaults = ExperimentConfig()
-    model = "zolib-tiny" if benchmark == "synthetic" else "ViT-B-16"
-    mask = resolve_mask(method, LAYERS[model])
+    spec = model_spec(world_model(benchmark))
+    mask = resolve_mask(method, spec.layers)
     lr = float(exp.get("lr", defaults.lr))
     zo_values = {k: v for k, v in settings.items() if k in ZO_FIELDS}
-    zo = ZOConfig(**zo_values)
-    zo = replace(zo, zo_lr=float(lr if zo.zo_lr is None else zo.zo_lr))
+    zo = ZOConfig(**zo_values).with_step(lr)
+    zo = replace(zo, zo_lr=float(zo.zo_lr))
     classifier = exp.get("classifier", "text")
     sharpzo = SharpZOConfig(**{k: v for k, v in settings.items() if k in SHARPZO_FIELDS})
     if classifier == "prompt":  # only the context is trained: the adapters are not, whatever the mask says
@@ -166,14 +175,14 @@ def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
         zo_prompt = sharpzo.prompt_mode in ("zo", "sharpzo")
     else:
         sharpzo, zo_prompt = SharpZOConfig(), False
-    if ("1" not in "".join(mask.values()) and not zo_prompt) or zo.zo_lr == 0:
+    if ("1" not in "".join(mask.values()) and not zo_prompt) or zo.holds_fixed:
         zo = INACTIVE_ZO
     adapter = exp.get("adapter", "moe")
     canonical = {"zo_mask": mask_text(mask), "zo": zo, "sharpzo": sharpzo}
     if adapter == "moe":
         canonical.update(lora_rank=defaults.lora_rank, lora_alpha=defaults.lora_alpha)
         if not exp.get("moe_bottleneck"):
-            canonical["moe_bottleneck"] = 16 if benchmark == "synthetic" else 64
+            canonical["moe_bottleneck"] = spec.moe_bottleneck
     else:
         canonical.update(moe_bottleneck=0, moe_experts=defaults.moe_experts)
     if exp.get("warmup_fraction"):

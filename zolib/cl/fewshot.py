@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from ..models import tokenizer
-from ..optim.hybrid import HybridOptimizer
-from ..optim.sharpzo import SharpZO
+from ..models.units import PROMPT
 from ..runtime import provenance, seed_everything
 from .config import ExperimentConfig
-from .trainer import build_model, load_benchmark, resolve_device, run_modes
+from .factory import build_model, load_benchmark, make_optimizer, resolve_device
 
 
 def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> dict[str, Any]:
@@ -68,14 +67,11 @@ def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> 
     zero_shot = accuracy(before)
     spent, curve, start = 0, [], time.perf_counter()
     if cfg.classifier == "prompt":
-        units = {("prompt", 0): {"prompt.z": model.prompt.z}}
-        mode = cfg.sharpzo.prompt_mode
-        if mode in ("cmaes", "sharpzo"):
-            opt = SharpZO(model.prompt.z, cfg.sharpzo, lr=cfg.zo.zo_lr, eps=cfg.zo.eps, seed=cfg.seed)
-            cost = lambda: opt.forwards_per_step  # noqa: E731 (the next step's cost)
-        else:
-            opt = HybridOptimizer(model, units, run_modes(cfg, units), lr=cfg.lr, zo=cfg.zo, seed=cfg.seed)
-            cost = lambda: 3 if mode == "fo" else opt.forwards_per_step  # noqa: E731
+        # the harness's optimizer at a constant step (no task length to schedule over), without partial
+        # forwards: the loss already runs only the text encoder, on cached image features
+        opt = make_optimizer(cfg, model, seed=cfg.seed, units={PROMPT: {"prompt.z": model.prompt.z}}, partial=False)
+        fo = cfg.sharpzo.prompt_mode == "fo"
+        cost = lambda: 3 if fo else opt.forwards_per_step  # noqa: E731 (the next step's cost)
         while spent + cost() <= queries:
             spent += cost()
             result = opt.step(loss)

@@ -60,8 +60,8 @@ PEERS = {"members": list(ZO_OPTIMIZERS),
          "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
          "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "seeds": []}
 GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU
-    "06_memory": {"models": {"ViT-B-16": 224}, "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
-                  "mask_model": "ViT-B-16", "mask_image_size": 224, "mask_batch": 32},
+    "06_memory": {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
+                  "mask_model": "ViT-B-16", "mask_batch": 32},
     "07_peers": {**PEERS, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
                  "memory_batch": 32},
 }
@@ -79,7 +79,7 @@ SMOKE = Profile(
         "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 4, "warm_steps": 5,
                                  "runs": 3, "batch_size": 16},
         "05_mozo": {"regimes": ["calibrated"]},
-        "06_memory": {"models": {"zolib-tiny": 32}, "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
+        "06_memory": {"models": ["zolib-tiny"], "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
     })
 
 CPU = Profile(
@@ -93,7 +93,7 @@ CPU = Profile(
         "03_layer_wise": {**LAYER_GRID, "sides": ["vision", "language"]},
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
                                  "warm_steps": 20},
-        "06_memory": {"models": {"zolib-tiny": 32, "ViT-B-16": 224}, "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
+        "06_memory": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
         "07_peers": {**PEERS, "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
     })
 
@@ -139,3 +139,12 @@ def get_profile(name: str | Profile) -> Profile:
 def profile_config(profile: str | Profile, benchmark: str | None = None, **overrides: Any) -> ExperimentConfig:
     """Shorthand for ``get_profile(profile).experiment(benchmark, **overrides)``."""
     return get_profile(profile).experiment(benchmark, **overrides)
+
+
+def profile_table():
+    """One row per profile: what it runs, benchmarks, seeds, budget, calibration grid and training fields
+    (notebook 00; ``zolib profiles`` prints the same)."""
+    import pandas as pd
+    return pd.DataFrame([{"profile": p.name, "what": p.summary, "benchmarks": ", ".join(p.benchmarks),
+                          "seeds": list(p.seeds), "budget": p.budget, "calibration grid": list(p.calibration.grid),
+                          **p.config} for p in PROFILES.values()]).set_index("profile").fillna("")

@@ -32,20 +32,63 @@ from ..runtime import atomic_write_json, cache_dir, provenance
 from .config import ExperimentConfig
 from .profiles import Calibration
 
-_SOURCES = ("cl/trainer.py", "cl/config.py", "cl/metrics.py", "cl/fewshot.py", "optim", "models", "rng.py",
-            "data/synthetic.py",
-            "data/benchmark.py", "data/real.py", "data/scenarios.py", "data/transforms.py")
+ENTRY_POINTS = ("zolib.cl.trainer", "zolib.cl.calibration", "zolib.cl.fewshot")
+"""The modules that compute what the store keeps: runs, calibrations and few-shot runs."""
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    """The file of ``zolib.x.y`` under the package ``root`` (a module or a package's ``__init__``)."""
+    parts = module.split(".")[1:]
+    for path in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        if parts and path.is_file() or not parts and path.name == "__init__.py" and path.is_file():
+            return path
+    return None
+
+
+def code_sources() -> list[Path]:
+    """Every zolib file that decides a stored number: the import closure of :data:`ENTRY_POINTS` (every
+    ``import`` of a zolib module anywhere in a file, lazy ones inside functions included, and the packages
+    on the way), read from the source with :mod:`ast`, plus the data those modules read (the open_clip
+    configs, the shipped weights' record, the dataset manifests). Derived from the package, so a new
+    module the harness imports is hashed without anyone adding it to a list."""
+    import ast
+    root = Path(__file__).resolve().parent.parent
+    todo, seen = list(ENTRY_POINTS), set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = _module_file(root, module)
+        if path is None:
+            continue
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # the packages it runs on the way
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.split(".")[0] == "zolib"]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+                if base.split(".")[0] == "zolib":
+                    todo += [base] + [f"{base}.{a.name}" for a in node.names]
+    files = {p for m in seen if (p := _module_file(root, m)) is not None}
+    from ..data.manifests import MANIFEST_DIR
+    data = [*(root / "models" / "configs").glob("*.json"), *(root / "models" / "weights").glob("*.json"),
+            *Path(MANIFEST_DIR).glob("*.json")]
+    return sorted(files) + sorted(data)
 
 
 @lru_cache(maxsize=1)
 def code_hash() -> str:
-    """Hash of the zolib sources that decide an experiment's numbers (and of the shipped weights' record)."""
+    """Hash of the zolib files that decide an experiment's numbers (:func:`code_sources`)."""
     root = Path(__file__).resolve().parent.parent
-    files = sorted(f for s in _SOURCES for f in ((root / s).rglob("*") if (root / s).is_dir() else [root / s])
-                   if f.suffix in (".py", ".json"))
     h = hashlib.sha256()
-    for f in files:
-        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    for f in code_sources():
+        name = f.relative_to(root).as_posix() if f.is_relative_to(root) else "manifests/" + f.name
+        h.update(name.encode() + f.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -123,7 +166,7 @@ class Store:
 
     def calibrate(self, req: Request, progress: bool = False) -> dict[str, Any]:
         """The stored calibration of ``req``, computing it first if needed."""
-        from .trainer import calibrate
+        from .calibration import calibrate
         stored = self.get_calibration(req)
         if stored is None:
             cal = req.calibration

@@ -51,7 +51,7 @@ def fingerprint(profile: str = "smoke", seed: int = 0) -> dict[str, Any]:
     """The world's fingerprint: the shipped weights' SHA-256 and the benchmark draw's, for ``seed``."""
     from ..data.synthetic import GENERATOR_VERSION
     from ..models.tiny import verified_weights
-    from .trainer import load_benchmark
+    from .factory import load_benchmark
     rec = verified_weights()
     bench = load_benchmark(get_profile(profile).experiment("synthetic", seed=seed))
     return {"weights_sha256": rec["sha256"], "weights_zero_shot": rec["zero_shot"],

@@ -20,7 +20,9 @@ from zolib.runtime import REPO_ROOT
 # A checkout or editable install reads the top-level folder; a wheel ships it as zolib/_manifests.
 MANIFEST_DIR = next((d for d in (REPO_ROOT / "data_manifests", Path(__file__).parent.parent / "_manifests")
                      if d.is_dir()), REPO_ROOT / "data_manifests")
-DATASETS = ("cifar100", "tinyimagenet", "imagenet-r")
+DATASETS = tuple(sorted(p.stem for p in MANIFEST_DIR.glob("*.json")))
+"""Every real dataset: one manifest file each (a new dataset is a new manifest plus its loader in
+:mod:`zolib.data.real`)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class Manifest:
     mirrors: tuple[str, ...] = ()      # extra sources, tried before ``urls``
     inner_md5: Mapping[str, str] = field(default_factory=dict)
     split: Mapping[str, Any] = field(default_factory=lambda: {"rule": "official"})
+    protocols: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> {base, step, help}
+    default_protocol: str = ""
+    protocol_aliases: Mapping[str, str] = field(default_factory=dict)
     title: str = ""
     homepage: str = ""
     class_names_source: str = ""
@@ -52,6 +57,8 @@ class Manifest:
             raise ValueError(f"manifest {self.name}: class_order is not a permutation of range({self.num_classes})")
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"manifest {self.name}: {len(self.class_names)} class names for {self.num_classes} classes")
+        if self.protocols and self.default_protocol not in self.protocols:
+            raise ValueError(f"manifest {self.name}: default_protocol {self.default_protocol!r} is not one of its protocols")
         if self.wnids is not None and len(self.wnids) != self.num_classes:
             raise ValueError(f"manifest {self.name}: {len(self.wnids)} wnids for {self.num_classes} classes")
 
@@ -100,6 +107,8 @@ class Manifest:
             title=d.get("title", ""), homepage=d.get("homepage", ""),
             class_names_source=d.get("class_names_source", ""),
             class_order_source=d.get("class_order_source", ""), notes=tuple(d.get("notes", ())),
+            protocols=dict(d.get("protocols") or {}), default_protocol=d.get("default_protocol", ""),
+            protocol_aliases=dict(d.get("protocol_aliases") or {}),
         )
 
 

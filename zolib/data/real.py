@@ -211,6 +211,8 @@ def load_imagenet_r(root: str | Path | None = None, image_size: int = 224, downl
 LOADERS: dict[str, Callable[..., Benchmark]] = {
     "cifar100": load_cifar100, "tinyimagenet": load_tinyimagenet, "imagenet-r": load_imagenet_r,
 }
+"""Dataset name (its manifest's file name) -> loader. A new dataset: its manifest under ``data_manifests/``
+and its loader here (tests/test_data_real.py checks that every manifest has one)."""
 
 
 def load_benchmark(name: str, **kwargs) -> Benchmark:

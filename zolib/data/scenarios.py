@@ -13,6 +13,9 @@ Names (``incN`` always means N classes per task, as in the paper's "Inc10/Inc20"
 - synthetic (zolib's offline world, 100 classes): ``10-steps`` (like CIFAR-100's), ``20-steps``,
   ``5-steps``, ``2-steps`` and ``joint`` (one task of all 100 classes: the upper reference of
   notebook 00's world check).
+
+A real benchmark's protocols, default and aliases live in its manifest (``protocols``: name ->
+``{base, step, help}``, ``default_protocol``, ``protocol_aliases``), read once at import.
 """
 from __future__ import annotations
 
@@ -21,44 +24,34 @@ from typing import Sequence
 from zolib.data.benchmark import Scenario
 from zolib.errors import unknown_value
 
-PROTOCOLS: dict[str, dict[str, str]] = {
-    "cifar100": {
-        "10-steps": "10 tasks of 10 classes (iCaRL order); the paper's CIFAR Inc10",
-        "20-steps": "20 tasks of 5 classes (iCaRL order)",
-        "50-steps": "50 tasks of 2 classes (iCaRL order)",
-    },
-    "tinyimagenet": {
-        "b100-5": "100 base classes, then 5 tasks of 20 (MoE-Adapters' config tinyimagenet_100-20)",
-        "b100-10": "100 base classes, then 10 tasks of 10 (MoE-Adapters' config tinyimagenet_100-10)",
-        "b100-20": "100 base classes, then 20 tasks of 5 (MoE-Adapters' config tinyimagenet_100-5)",
-        "inc10": "200 classes in 20 tasks of 10, no base task (zolib's reading of the paper's Inc10)",
-        "inc20": "200 classes in 10 tasks of 20, no base task (zolib's reading of the paper's Inc20)",
-    },
-    "imagenet-r": {
-        "inc20": "200 classes in 10 tasks of 20 (order: RandomState(1993) permutation)",
-    },
-    "synthetic": {
-        "10-steps": "10 tasks of 10 classes (seeded class order), like CIFAR-100 Inc10",
-        "20-steps": "20 tasks of 5 classes",
-        "5-steps": "5 tasks of 20 classes",
-        "2-steps": "2 tasks of 50 classes",
-        "joint": "one task of all 100 classes (joint training, the world check's upper reference)",
-    },
+SYNTHETIC: dict[str, tuple[int, int, str]] = {  # name -> (base classes, classes per later task, help)
+    "10-steps": (0, 10, "10 tasks of 10 classes (seeded class order), like CIFAR-100 Inc10"),
+    "20-steps": (0, 5, "20 tasks of 5 classes"),
+    "5-steps": (0, 20, "5 tasks of 20 classes"),
+    "2-steps": (0, 50, "2 tasks of 50 classes"),
+    "joint": (0, 100, "one task of all 100 classes (joint training, the world check's upper reference)"),
 }
+"""The synthetic world's protocols (it has no manifest); base 0 means every task has the same size."""
 
-DEFAULT_PROTOCOL: dict[str, str] = {"cifar100": "10-steps", "tinyimagenet": "inc20", "imagenet-r": "inc20",
-                                    "synthetic": "10-steps"}
 
-ALIASES: dict[str, dict[str, str]] = {"cifar100": {"inc10": "10-steps", "inc5": "20-steps", "inc2": "50-steps"}}
+def _tables():
+    """The protocol tables of every benchmark: the synthetic world's, then each manifest's."""
+    from zolib.data.manifests import DATASETS, load_manifest
+    shapes = {"synthetic": {k: (b, s) for k, (b, s, _) in SYNTHETIC.items()}}
+    helps = {"synthetic": {k: h for k, (_, _, h) in SYNTHETIC.items()}}
+    defaults, aliases = {"synthetic": "10-steps"}, {}
+    for name in DATASETS:
+        m = load_manifest(name)
+        shapes[name] = {k: (int(p["base"]), int(p["step"])) for k, p in m.protocols.items()}
+        helps[name] = {k: p.get("help", "") for k, p in m.protocols.items()}
+        defaults[name] = m.default_protocol
+        if m.protocol_aliases:
+            aliases[name] = dict(m.protocol_aliases)
+    return helps, defaults, aliases, shapes
 
-# (base classes, classes per later task); base 0 means every task has the same size
-_SHAPES: dict[str, dict[str, tuple[int, int]]] = {
-    "cifar100": {"10-steps": (0, 10), "20-steps": (0, 5), "50-steps": (0, 2)},
-    "tinyimagenet": {"b100-5": (100, 20), "b100-10": (100, 10), "b100-20": (100, 5),
-                     "inc10": (0, 10), "inc20": (0, 20)},
-    "imagenet-r": {"inc20": (0, 20)},
-    "synthetic": {"10-steps": (0, 10), "20-steps": (0, 5), "5-steps": (0, 20), "2-steps": (0, 50), "joint": (0, 100)},
-}
+
+PROTOCOLS, DEFAULT_PROTOCOL, ALIASES, _SHAPES = _tables()
+"""``PROTOCOLS[benchmark][name]``: its help line; ``DEFAULT_PROTOCOL[benchmark]``; ``ALIASES[benchmark]``."""
 
 
 def resolve_protocol(benchmark: str, protocol: str | None = None) -> str:

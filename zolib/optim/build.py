@@ -52,10 +52,11 @@ def build_optimizer(model: nn.Module, method: str = "fo", *, units: Units | None
     """A :class:`HybridOptimizer` for ``method`` over ``units`` (default: the model's trainable units).
 
     ``settings`` are :class:`ZOConfig` fields (``rule``, ``sign``, ``q``, ``eps_vision``, ``zo_lr``,
-    ...); they win over the method's own settings (e.g. MoZO's), which win over ``zo``.
+    ...); they win over the method's own settings (e.g. MoZO's), which win over ``zo``. An unset
+    ``zo_lr`` becomes ``lr`` (:meth:`ZOConfig.with_step`).
     """
     units = normalize_units(trainable_units(model) if units is None else units)
     modes = unit_modes(resolve_mask(method, unit_layers(units)), units)
     return HybridOptimizer(model, units, modes, lr=lr, weight_decay=weight_decay, mix=mix, schedule=schedule,
-                           zo=zo_config(method, zo, **settings), seed=seed, fo_train_mode=fo_train_mode,
+                           zo=zo_config(method, zo, **settings).with_step(lr), seed=seed, fo_train_mode=fo_train_mode,
                            partial=partial)

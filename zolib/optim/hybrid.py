@@ -63,7 +63,8 @@ counts like ``one-sided`` without its ``L(theta)`` term: one forward with tangen
 ``L(theta)`` before the update. A step without FO or ZO units (the frozen model) runs one
 ``inference_mode`` forward and changes nothing.
 
-Learning rate: ``lr`` for FO units, ``zo.zo_lr`` (None: ``lr``) for ZO units, both multiplied by
+Learning rate: ``lr`` for FO units, ``zo.zo_lr`` for ZO units (a number: the optimizer never picks a
+default; :meth:`zolib.optim.zo.ZOConfig.with_step` is the one rule that fills it), both multiplied by
 the same factor: ``schedule(step)`` when given (e.g. :func:`zolib.cl.trainer.warmup_cosine`), else whatever
 :meth:`HybridOptimizer.set_lr_scale` or a ``torch.optim.lr_scheduler.LambdaLR`` set (use one).
 A NaN or infinite loss in any forward raises :class:`zolib.errors.NanLossError` before any
@@ -88,8 +89,8 @@ from ..models.units import zo_inert
 from ..rng import mix
 from .directions import step_seed
 from .rules import UpdateRule, candidate_multipliers
-from .zo import (Estimate, Substitution, Units, ZOConfig, estimate, loss_value, make_groups, normalize_units,
-                 owners_of)
+from .zo import (Estimate, Substitution, Units, ZOConfig, ZOGroup, estimate, loss_value, make_groups,
+                 normalize_units, owners_of)
 
 MODES = ("fo", "zo", "frozen")
 PROMPT_AT = {("prompt", 0): ("text", 0)}  # a prompt context changes the text branch from its input on
@@ -170,11 +171,13 @@ class HybridOptimizer(torch.optim.Optimizer):
             raise ZolibError(f"modes must name every unit exactly once; mismatch at {missing[0]!r}")
         for mode in modes.values():
             check_choice("unit mode", mode, MODES)
-        zo_lr = lr if zo.zo_lr is None else zo.zo_lr
-        modes = {k: ("frozen" if m == "zo" and zo_lr == 0 else m) for k, m in modes.items()}
+        if zo.zo_lr is None and any(m == "zo" for m in modes.values()):
+            raise ZolibError("the ZO step zo.zo_lr is unset; give a number (ZOConfig.with_step(lr) takes the FO lr, "
+                             "as zolib.cl.config.resolve and zolib.optim.build_optimizer do)")
+        modes = {k: ("frozen" if m == "zo" and zo.holds_fixed else m) for k, m in modes.items()}
         groups = []
         for key, params in units.items():
-            group_lr = zo_lr if modes[key] == "zo" else (lr if modes[key] == "fo" else 0.0)
+            group_lr = zo.zo_lr if modes[key] == "zo" else (lr if modes[key] == "fo" else 0.0)
             groups.append(dict(params=list(params.values()), names=list(params), unit=key, mode=modes[key],
                                eps=zo.eps_for(key), lr=group_lr, base_lr=group_lr, weight_decay=weight_decay))
         super().__init__(groups, dict(lr=lr, weight_decay=weight_decay))
@@ -223,6 +226,49 @@ class HybridOptimizer(torch.optim.Optimizer):
 
     def _groups(self, mode: str) -> list[dict]:
         return [g for g in self.param_groups if g["mode"] == mode]
+
+    # ------------------------------------------------------------------ what measurements read
+    @property
+    def fo_optimizer(self) -> torch.optim.Optimizer | None:
+        """The torch optimizer of the FO units (AdamW or SGD), None without FO units."""
+        return self._fo
+
+    @property
+    def zo_groups(self) -> list[ZOGroup]:
+        """The ZO units as perturbation groups, in seed-index order (read them; do not change them)."""
+        return list(self._zo)
+
+    @property
+    def train_modules(self) -> list[nn.Module]:
+        """The modules a step runs in train mode (the FO units' adapters; see the module docstring)."""
+        return list(self._train)
+
+    @property
+    def partial_forward(self) -> PartialForward | None:
+        """The partial forwards of the probes (:mod:`zolib.models.partial`), None where probes run full forwards."""
+        return self._partial
+
+    def lowest_perturbed(self, keys=None) -> dict[str, int | None]:
+        """The lowest layer of each branch that perturbing the units ``keys`` (default: every ZO unit) changes."""
+        return self._lowest([g.key for g in self._zo] if keys is None else keys)
+
+    def probe_context(self, groups=None) -> Any:
+        """The context a probe perturbing ``groups`` (default: every ZO unit) runs in: a partial forward
+        after :meth:`partial_forward` recorded the unperturbed one, else None (a full forward)."""
+        return self._probe(self._zo if groups is None else groups)
+
+    def state_of(self, param: torch.Tensor) -> dict[str, Any]:
+        """Every optimizer-state tensor ``param`` holds: the FO optimizer's (AdamW moments, SGD momentum) and
+        the ZO rule's (momentum, Adam moments), for byte accounting."""
+        out = dict(self._fo.state.get(param, {})) if self._fo is not None else {}
+        out.update(self.state.get(param, {}))
+        return out
+
+    def state_bytes(self) -> int:
+        """Bytes of all optimizer state (FO and ZO), as :meth:`state_of` sees it."""
+        params = [p for g in self.param_groups for p in g["params"]]
+        return sum(t.numel() * t.element_size() for p in params for t in self.state_of(p).values()
+                   if isinstance(t, torch.Tensor))
 
     @property
     def forwards_per_step(self) -> int:

@@ -41,7 +41,7 @@ def infty_name(zo: ZOConfig) -> str:
 class InftyZeroFlow:
     """infty's ``ZeroFlow`` over the ZO units, with zolib's schedule and ``step(closure) -> StepResult``."""
 
-    def __init__(self, model: nn.Module, units: Units, modes: Mapping[Hashable, str], *, lr: float, zo: ZOConfig,
+    def __init__(self, model: nn.Module, units: Units, modes: Mapping[Hashable, str], *, zo: ZOConfig,
                  schedule: Callable[[int], float] | None = None, seed: int = 0):
         try:
             from infty.optim import ZeroFlow
@@ -52,7 +52,9 @@ class InftyZeroFlow:
         units = normalize_units(units)
         self.params = [p for k, ps in units.items() if modes[k] == "zo" for n, p in ps.items() if not zo_inert(n)]
         self.model, self.zo, self.schedule, self.steps = model, zo, schedule, 0
-        self.zo_lr = lr if zo.zo_lr is None else zo.zo_lr
+        if zo.zo_lr is None:
+            raise ZolibError("the ZO step zo.zo_lr is unset; give a number (ZOConfig.with_step(lr))")
+        self.zo_lr = zo.zo_lr
         self.name = infty_name(zo)
         if zo.adam_betas is not None:
             base = torch.optim.Adam(self.params, lr=self.zo_lr, betas=zo.adam_betas, eps=zo.adam_eps)
@@ -63,6 +65,15 @@ class InftyZeroFlow:
             "inftyopt": self.name, "q": zo.q, "zo_eps": zo.eps, "memory_efficient": True,
             "perturbation_mode": "two_side" if zo.estimator == "two-sided" else "one_side"})
         self.forwards_per_step = 5 if self.name.endswith("conserve") else 2 * zo.q
+
+    def state_of(self, param: torch.Tensor) -> dict:
+        """The base optimizer's state of ``param`` (momentum, Adam moments), for byte accounting."""
+        return dict(self.base.state.get(param, {}))
+
+    def state_bytes(self) -> int:
+        """Bytes of the base optimizer's state (infty keeps its estimate in ``.grad``, counted as gradients)."""
+        return sum(t.numel() * t.element_size() for p in self.params for t in self.state_of(p).values()
+                   if isinstance(t, torch.Tensor))
 
     def step(self, closure: Callable[[], torch.Tensor]) -> StepResult:
         factor = self.schedule(self.steps) if self.schedule else 1.0

@@ -253,6 +253,26 @@ def listing() -> dict[str, str]:
     return out
 
 
+LABELS = {"fo": "FO", "frozen": "frozen", "dual": "Dual", "vision": "Vision", "language": "Language", "mozo": "MoZO",
+          "zo-fc": "ZO-FC", "coop": "CoOp", "prompt-zo-sgd": "prompt ZO-SGD", "prompt-cma-es": "prompt CMA-ES",
+          "sharpzo": "SharpZO"}
+
+
+def setting_names() -> set[str]:
+    """Every field some method of the registry (or a ZO optimizer of :data:`ZO_OPTIMIZERS`) sets."""
+    return {k for m in FIXED.values() for k in m.settings} | set(MOZO) | \
+        {k for _, settings in ZO_OPTIMIZERS.values() for k in settings}
+
+
+def label(name: str) -> str:
+    """How tables and figures name a method: ``FO``, ``Dual``, ``Vision``, ``MoZO``, ``Hop-odd-vision``, ...
+    (the one table of method labels; a ``custom:`` mask keeps its name)."""
+    parse(name)
+    if name in LABELS:
+        return LABELS[name]
+    return name if name.startswith("custom:") else name[:1].upper() + name[1:]
+
+
 def layerwise(patterns: list[str], sides: list[str]) -> list[str]:
     """The layer-wise method names of ``patterns`` x ``sides`` (e.g. ``["hop-odd"] x ["vision"]``), checked."""
     names = [f"{p}-{s}" for p in patterns for s in sides]

@@ -96,6 +96,21 @@ class SharpZO:
             return 1 + (2 * self.cfg.prompt_dim if self.rho else 0) + self.cfg.population
         return 2 + (self.partial is not None)
 
+    def state_of(self, param: torch.Tensor) -> dict:
+        """No torch tensors: SharpZO's state is NumPy (see :meth:`state_bytes`)."""
+        return {}
+
+    def state_bytes(self) -> int:
+        """Bytes of the optimizer's own state: CMA-ES's distribution (mean, evolution paths, covariance
+        and its eigendecomposition, as pycma holds them) and stage 2's gradient estimate and mask."""
+        arrays = [self.grad, self.mask, np.asarray(self.es.mean)]
+        sm = self.es.sm
+        arrays += [np.asarray(getattr(sm, name)) for name in ("C", "B", "D") if getattr(sm, name, None) is not None]
+        arrays += [np.asarray(getattr(self.es.adapt_sigma, name)) for name in ("ps",)
+                   if getattr(self.es.adapt_sigma, name, None) is not None]
+        arrays += [np.asarray(self.es.pc)] if getattr(self.es, "pc", None) is not None else []
+        return int(sum(a.nbytes for a in arrays))
+
     # ------------------------------------------------------------------ queries
     def _loss(self, closure, x: np.ndarray) -> float:
         """L at ``z = x`` (z's data swapped for the query, restored after)."""

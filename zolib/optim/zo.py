@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, ContextManager, Hashable, Iterator, Mapping, Sequence
 
 import torch
@@ -66,9 +66,10 @@ class ZOConfig:
       conservative rule uses 3 candidates.
     - ``eps_vision`` / ``eps_text``: ``None`` means ``eps`` (1e-3, the paper's). MoZO sets
       them (see :mod:`zolib.optim.methods`).
-    - ``zo_lr``: the ZO step size. ``None`` means the FO learning rate (the paper's literal
-      setting; the experiment config resolves it to a number); ``0`` holds the ZO units fixed
-      (no ZO forwards at all): the control of a hybrid method.
+    - ``zo_lr``: the ZO step size. ``None`` means "not chosen yet": :meth:`with_step` (called by
+      :func:`zolib.cl.config.resolve` and :func:`zolib.optim.build_optimizer`) makes it the FO learning
+      rate, the paper's literal setting; the optimizers take only numbers. ``0`` holds the ZO units
+      fixed (no ZO forwards at all): the control of a hybrid method (:attr:`holds_fixed`).
     - ``momentum`` (0 = off) and ``adam_betas`` (None = off) act on the (signed) estimate,
       like ZeroFlow's ``zo_sgd``/``zo_adam`` base optimizers; they need state buffers.
     - ``clip_norm`` (0 = off): the estimate is scaled down to this norm (over all ZO parameters)
@@ -115,6 +116,17 @@ class ZOConfig:
             raise ZolibError("choose ZO momentum or ZO Adam (adam_betas), not both")
         if self.adam_betas is not None:
             object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
+
+    def with_step(self, lr: float) -> "ZOConfig":
+        """This config with every default filled: ``zo_lr`` = ``lr`` (the FO learning rate: the paper's
+        literal setting) where it is None. The one place that default is decided."""
+        return self if self.zo_lr is not None else replace(self, zo_lr=float(lr))
+
+    @property
+    def holds_fixed(self) -> bool:
+        """Whether a ZO step of 0 holds the ZO units fixed (no ZO forwards): a control, or the frozen
+        model. The one place "0 means held fixed" is decided (config, factory and optimizers ask here)."""
+        return self.zo_lr == 0
 
     def eps_for(self, unit: Hashable) -> float:
         """The perturbation scale of ``unit``: per-modality eps for (branch, layer) keys."""

@@ -1,0 +1,129 @@
+"""One object per notebook: its runs, its seeds, its claims and its tables, declared once.
+
+A notebook's :class:`Notebook` object is the only place that says which runs the notebook compares
+(:meth:`Notebook.study`), on which seeds (:meth:`Notebook.seeds`), and how its labels become the
+paper's claims (:meth:`Notebook.claims`). ``nb.setup`` looks it up by the notebook's name and the
+sweep planner (:func:`zolib.notebooks.plan`) reads the same object with the same parameters, so what
+``zolib sweep`` computes is exactly what the notebook reads: a notebook cell says ``runs = S.runs()``
+and ends with ``S.check()``.
+
+A study is ``{label: overrides}``: the runs a notebook compares, each as experiment/ZO fields on top
+of the profile (run on every benchmark and seed of the profile). ``zo_lr="calibrated"`` asks for
+the calibrated regime: the step size is picked before the runs (:class:`zolib.cl.profiles.Calibration`);
+``fewshot=(shots, queries)`` asks for a few-shot prompt-tuning run instead of a class-incremental one
+(notebook 07).
+
+Two regimes of the ZO step size, side by side wherever a notebook checks a ZO claim:
+
+- **literal**: the paper's setting as far as it is given: the ZO step is the harness lr (1e-3);
+- **calibrated**: the step picked from the profile's grid without test images, then fixed.
+
+Each hybrid configuration also has a **control**: the same mask with its ZO units held fixed
+(``zo_lr=0``), which tells whether ZO's updates help or only half the adapters stop changing.
+Dual's control is the frozen model.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..analysis.runs import AllRuns
+from ..cl.profiles import Profile, get_profile
+from ..cl.store import Request
+from ..errors import ZolibError
+
+Study = dict[str, dict[str, Any]]
+Params = Mapping[str, Any]
+CALIBRATED = "calibrated"
+REGIMES = ("literal", "calibrated")
+FO, FROZEN = "FO", "frozen"
+
+
+def regime_label(label: str, regime: str) -> str:
+    """``"Dual"`` -> ``"Dual"`` (literal) or ``"Dual, calibrated"``."""
+    return label if regime == "literal" else f"{label}, {regime}"
+
+
+def control_label(label: str) -> str:
+    return f"{label}, control (ZO held fixed)"
+
+
+def regimes(label: str, overrides: Mapping[str, Any], which: Iterable[str]) -> Study:
+    """``label`` in each regime of ``which``: the literal one as given, the calibrated one with its step to pick."""
+    return {regime_label(label, r): {**overrides, **({"zo_lr": CALIBRATED} if r == "calibrated" else {})}
+            for r in which}
+
+
+def references() -> Study:
+    """FO and the frozen model: the two references of every comparison."""
+    return {FO: {"method": "fo"}, FROZEN: {"method": "frozen"}}
+
+
+def requests(profile: str | Profile, study: Mapping[str, Mapping[str, Any]], benchmarks: Iterable[str] | None = None,
+             seeds: Iterable[int] | None = None) -> dict[tuple[str, str, int], Request]:
+    """``{(label, benchmark, seed): Request}`` of ``study`` on the profile's benchmarks and seeds (a
+    label with ``fewshot`` = ``(shots, queries)`` asks for few-shot runs)."""
+    p = get_profile(profile)
+    out = {}
+    for label, overrides in study.items():
+        values = dict(overrides)
+        shots_queries = values.pop("fewshot", None)
+        calibrated = values.get("zo_lr") == CALIBRATED
+        if calibrated:
+            values.pop("zo_lr")
+        elif isinstance(values.get("zo_lr"), str):
+            raise ZolibError(f"{label}: zo_lr must be a number or {CALIBRATED!r}, got {values['zo_lr']!r}")
+        for benchmark in benchmarks or p.benchmarks:
+            for seed in seeds if seeds is not None else p.seeds:
+                cfg = p.experiment(benchmark, seed=seed, **values)
+                out[(label, benchmark, seed)] = Request(cfg, p.calibration if calibrated else None,
+                                                        tuple(shots_queries) if shots_queries else None)
+    return out
+
+
+class Notebook:
+    """A notebook's runs, seeds and claims (see the module docstring). Subclasses set :attr:`stem` and
+    override what their notebook has; a notebook without runs (04, 06) keeps the empty study and gets
+    its claims from what it measured (``S.check(**measured)``)."""
+
+    stem: str = ""
+    allow_divergence: bool = False  # a run whose loss turns NaN is a result (notebook 01, 07), not an error
+
+    def study(self, params: Params) -> Study:
+        """``{label: overrides}`` of the runs the notebook compares, from its parameters."""
+        return {}
+
+    def seeds(self, profile: Profile, params: Params) -> tuple[int, ...]:
+        """The seeds it runs: its own ``seeds`` parameter where it has one (notebook 07), else the profile's."""
+        return tuple(params.get("seeds") or ()) or profile.seeds
+
+    def requests(self, profile: str | Profile, params: Params) -> dict[tuple[str, str, int], Request]:
+        """Every run of :meth:`study` as a request: what the sweep computes and the notebook reads."""
+        p = get_profile(profile)
+        return requests(p, self.study(params), seeds=self.seeds(p, params))
+
+    def claims(self, runs: AllRuns, params: Params, profile: Profile, **measured: Any) -> list:
+        """The paper's claims checked on ``runs`` (and on what the notebook ``measured``), as
+        :class:`zolib.claims.Verdict` s."""
+        return []
+
+
+NOTEBOOKS: dict[str, Notebook] = {}
+
+
+def register(cls: type[Notebook]) -> type[Notebook]:
+    """Class decorator: one instance of ``cls`` under its stem in :data:`NOTEBOOKS`."""
+    NOTEBOOKS[cls.stem] = cls()
+    return cls
+
+
+def notebook(stem: str) -> Notebook:
+    """The :class:`Notebook` object of ``stem`` (a bare one for a notebook without runs or claims)."""
+    found = NOTEBOOKS.get(stem)
+    if found is not None:
+        return found
+    bare = Notebook()
+    bare.stem = stem
+    return bare
+
+
+from . import branch_wise, gradient_variance, layer_wise, memory, mozo, naive_full_zo, peers, setup  # noqa: E402,F401
