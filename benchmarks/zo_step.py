@@ -64,8 +64,27 @@ def bench_model(name: str, batch: int | None, repeats: int) -> dict[str, Any]:
                          gradient_bytes=mem.gradient_bytes, optimizer_state_bytes=mem.optimizer_state_bytes,
                          peak_bytes=mem.peak_bytes, cuda_peak_bytes=mem.cuda_peak_bytes))
         print(f"  {name} {rows[-1]['config']}: {ratio:.2f} forwards", file=sys.stderr, flush=True)
-    return dict(model=name, batch=batch, image_size=model_spec(name).image_size, rows=rows, checks=checks(rows),
-                inference_forward_s=median_time(step.forward, repeats))
+    out = dict(model=name, batch=batch, image_size=model_spec(name).image_size, rows=rows, checks=checks(rows),
+               inference_forward_s=median_time(step.forward, repeats))
+    if any(r["config"] == PEER for r in rows):
+        out["zolib_over_infty"] = versus_infty(step, repeats)
+        out["checks"]["zolib / infty step time <= 1.0"] = out["zolib_over_infty"] <= 1.0
+    return out
+
+
+def versus_infty(step, repeats: int) -> float:
+    """zolib's Dual ZO-SGD step over infty's ZeroFlow step (two-sided, q = 1) on the same model and batch:
+    the two optimizers' steps alternate, timed in thread CPU time (torch runs single-threaded here)."""
+    import time
+    ours = step.optimizer(step.cfg.with_method("dual", zo_optimizer="zo-sgd"))
+    peer = make_peer(step)
+    return paired_ratio(lambda: ours.step(step.closure), lambda: peer.step(step.closure), repeats, clock=time.thread_time)
+
+
+def make_peer(step):
+    from zolib.cl.factory import make_optimizer
+    return make_optimizer(step.cfg.with_method("dual", zo_optimizer="zo-sgd", zo_backend="infty"), step.model, seed=0,
+                          total_steps=100)
 
 
 def checks(rows: list[dict[str, Any]]) -> dict[str, bool]:
@@ -83,7 +102,9 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, bool]:
 
 def markdown(results: list[dict[str, Any]]) -> str:
     mb = lambda b: f"{b / 2**20:.2f}"  # noqa: E731
-    lines = ["| model (batch) | config | fwd/step | step / forward | saved vision MiB | saved text MiB "
+    lines = [f"zolib / infty (Dual ZO-SGD, two-sided, thread CPU time, paired): "
+             + ", ".join(f"{r['model']} ({r['batch']}) {r['zolib_over_infty']:.3f}" for r in results if "zolib_over_infty" in r),
+             "", "| model (batch) | config | fwd/step | step / forward | saved vision MiB | saved text MiB "
              "| params MiB | grads MiB | opt state MiB | step peak MiB |", "|" + "---|" * 10]
     for res in results:
         for r in res["rows"]:

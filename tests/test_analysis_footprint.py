@@ -141,3 +141,16 @@ def test_the_dry_run_and_the_footprint_step_the_benchmarks_own_classes_and_promp
     step = random_step(measurement_config("zolib-tiny"), batch=3)
     assert len(step.classes) == 10 and step.text_tokens.shape[0] == 10 and tuple(step.images.shape) == (3, 3, 32, 32)
     assert step.shape.prompts(step.classes[:1])[0].startswith("a photo of a ")
+
+
+def test_every_step_peak_counts_the_optimizer_state_it_holds():
+    """A steady-state step (the optimizer's second) holds its state: ZO-Adam's two moments and momentum's
+    buffer are on top of plain ZO-SGD's peak, as they would be on a device."""
+    from zolib.analysis.footprint import run_footprint
+    from zolib.cl.profiles import profile_config
+    peaks = {m: run_footprint(profile_config("smoke", method="dual", zo_optimizer=m), batch=2, repeats=1)
+             for m in ("zo-sgd", "zo-sgd-momentum", "zo-adam")}
+    state = {m: r["optimizer_state_bytes"] for m, r in peaks.items()}
+    assert state["zo-sgd"] == 0 and state["zo-adam"] == 2 * state["zo-sgd-momentum"] > 0
+    for m in ("zo-sgd-momentum", "zo-adam"):
+        assert peaks[m]["peak_bytes"] >= peaks["zo-sgd"]["peak_bytes"] + state[m]

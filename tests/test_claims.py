@@ -4,7 +4,7 @@ import math
 import pytest
 
 from zolib import claims
-from zolib.analysis.stats import bootstrap_ci, mean_ci, paired
+from zolib.analysis.stats import paired
 
 
 def run(last: float, avg: float | None = None, flips: float | None = None, diverged: bool = False) -> dict:
@@ -29,26 +29,27 @@ def test_paired_difference_interval_and_t_test():
     assert paired({0: 1.0, 1: 2.0, 5: 3.0}, {0: 0.0, 1: 0.0}).seeds == (0, 1), "only seeds both have"
 
 
-def test_bootstrap_interval_is_reproducible_and_covers_the_mean():
-    values = [3.0, 1.0, 4.0, 1.0, 5.0]
-    assert bootstrap_ci(values) == bootstrap_ci(values)
-    mean, lo, hi = mean_ci(values)
-    assert lo < mean == 2.8 < hi and math.isnan(bootstrap_ci([1.0])[0])
-
-
-def test_verdict_needs_the_interval_and_the_test_to_exclude_zero():
+def test_verdict_needs_the_t_interval_to_exclude_zero_and_says_what_the_seeds_could_detect():
     clear = claims.above("c", "r", "a", {0: 50.0, 1: 52.0, 2: 49.0, 3: 51.0}, "b", {0: 48.0, 1: 50.5, 2: 47.2, 3: 49.1})
     assert clear.verdict == "agrees" and "95% CI" in clear.measured and "4 seeds" in clear.measured
     flipped = claims.above("c", "r", "b", {0: 48.0, 1: 50.5, 2: 47.2, 3: 49.1}, "a", {0: 50.0, 1: 52.0, 2: 49.0, 3: 51.0})
     assert flipped.verdict == "disagrees"
     noisy = claims.above("c", "r", "a", {0: 50.0, 1: 47.0, 2: 53.0}, "b", {0: 49.0, 1: 49.0, 2: 49.0})
-    assert noisy.verdict == "inconclusive"
-    # three seeds all positive: the percentile bootstrap excludes 0, the t-test does not (p = 0.08)
+    assert noisy.verdict == "inconclusive" and noisy.detectable > 5 and "could detect a difference of" in noisy.measured
+    # three seeds all positive: the old percentile bootstrap excluded 0 here; the t interval does not (p = 0.08)
     weak = claims.above("c", "r", "a", {0: 1.0, 1: 2.0, 2: 6.0}, "b", {0: 0.0, 1: 0.0, 2: 0.0})
-    assert weak.ci[0] > 0 and weak.p_value > 0.05 and weak.verdict == "inconclusive"
+    assert weak.ci[0] < 0 < weak.ci[1] and weak.p_value > 0.05 and weak.verdict == "inconclusive"
     assert claims.above("c", "r", "a", {0: 50.0}, "b", {0: 40.0}).verdict == "one seed: no interval"
     v = claims.above("c", "r", "a", {0: 1.0, 1: 2.0}, "b", {0: 0.0, 1: math.nan})
     assert v.verdict == "inconclusive", "a diverged seed leaves no interval"
+    shift = claims.above("c", "r", "a", {0: 21.0, 1: 23.0}, "b", {0: 20.0 + 2 / 3, 1: 22.0 + 2 / 3})
+    assert shift.verdict == "inconclusive" and "same difference in every seed" in shift.measured
+
+
+def test_small_values_keep_their_digits():
+    v = claims.above("cosine", "r", "language", {0: 0.0102, 1: 0.0102}, "vision", {0: 0.0077, 1: 0.0077})
+    assert "0.0102" in v.measured and "0.0077" in v.measured and "+0.0025" in v.measured, "not 0.01 vs 0.01"
+    assert claims.fmt(1.234) == "+1.23" and claims.fmt(0.0025) == "+0.0025"
 
 
 def test_a_zo_claim_is_not_testable_when_its_zo_units_did_not_act():
@@ -74,11 +75,15 @@ def test_naive_full_zo_reads_instability_as_the_worst_last_over_step_sizes():
             "star 0.1": {0: run(0, diverged=True), 1: run(5.0, flips=0.9), 2: run(3.0, flips=0.9)}}
     sweep = {0.001: {"aggressive": "star 0.001", "conservative": "cons 0.001"},
              0.1: {"aggressive": "star 0.1", "conservative": "cons 0.1"}}
-    literal = claims.naive_full_zo(runs, "FO", "frozen", "cons 0.001", sweep, "literal")
-    assert [v.verdict for v in literal] == ["not testable here"] * 3 + ["agrees"]
-    assert literal[3].per_seed["b"] == [0.0, 5.0, 3.0], "a divergence counts as 0%"
-    calibrated = claims.naive_full_zo(runs, "FO", "frozen", "cons 0.1", {}, "calibrated")
-    assert [v.verdict for v in calibrated] == ["agrees", "agrees", "agrees"] and calibrated[0].regime == "calibrated"
+    literal = claims.naive_full_zo(runs, "FO", "frozen", "cons 0.001", "zo_lr 0.001, 1 epoch")
+    assert [v.verdict for v in literal] == ["not testable here"] * 3
+    stable = claims.stability(runs, sweep, "fixed steps, 1 epoch")
+    assert stable[0].verdict == "agrees"
+    assert stable[0].per_seed["b"] == [claims.CHANCE, 5.0, 3.0], "a divergence counts as a collapse (chance), not 0"
+    states = {"cons 0.1": "acts and holds"}
+    at_01 = claims.naive_full_zo(runs, "FO", "frozen", "cons 0.1", "zo_lr 0.1, 1 epoch", states=states)
+    assert [v.verdict for v in at_01] == ["agrees", "agrees", "agrees"] and at_01[0].regime == "zo_lr 0.1, 1 epoch"
+    assert at_01[0].states == {"cons 0.1": "acts and holds"}
 
 
 def test_branch_wise_on_the_papers_own_ordering_agrees_and_asks_about_controls():
@@ -87,7 +92,8 @@ def test_branch_wise_on_the_papers_own_ordering_agrees_and_asks_about_controls()
     runs = {"fo": seeds(80.5, 80.0, 81.0), "dual": moving(69.3, 69.0, 70.0), "vision": moving(76.0, 75.5, 76.9),
             "language": moving(80.9, 81.0, 81.4), "vision-control": seeds(74.0, 73.1, 74.2),
             "language-control": seeds(81.0, 80.9, 81.5)}
-    out = claims.branch_wise(runs, "calibrated", controls={"vision": "vision-control", "language": "language-control"})
+    out = claims.branch_wise(runs, "calibrated, 1 epoch", controls={"vision": "vision-control",
+                                                                    "language": "language-control"})
     assert [v.verdict for v in out[:3]] == ["agrees", "agrees", "agrees"]
     assert out[3].verdict == "agrees" and "Vision-ZO beats its control" in out[3].claim
     assert out[4].verdict == "inconclusive"
@@ -107,10 +113,31 @@ def test_layer_wise_compares_hop_with_prefix_suffix_means_and_controls():
     assert out[3].verdict == "agrees" and out[3].mean_diff == pytest.approx(0.5)
 
 
+def test_pooled_layer_wise_claims_judge_the_configurations_that_acted_and_name_the_others():
+    from zolib.optim import methods
+    names = ["hop-odd-vision", "prefix6-vision", "hop-odd-language", "prefix6-language"]
+    runs = {"fo": seeds(40.0, 40.4, 39.2),
+            "hop-odd-vision": seeds(41.0, 42.0, 40.5, flips=0.1), "prefix6-vision": seeds(38.0, 38.5, 37.0, flips=0.1),
+            "hop-odd-language": seeds(39.0, 39.0, 39.0, flips=0.1),
+            "prefix6-language": seeds(30.0, 31.0, 29.0, flips=0.007),  # did not act: left out, not a veto
+            **{f"{n}-control": seeds(39.0, 39.5, 39.0) for n in names}}
+    out = claims.layer_wise(runs, {n: methods.parse(n) for n in names}, "p",
+                            controls={n: f"{n}-control" for n in names})
+    assert out[0].verdict != "not testable here" and "left out: prefix6-language" in out[0].measured
+    assert "prefix6-language" not in out[-1].states and out[-1].verdict != "not testable here"
+
+
+def test_a_float_tie_does_not_pick_the_best_configuration():
+    runs = {"a": seeds(45.06666666666666, 45.0, 45.0, flips=0.005), "b": seeds(45.06666666666667, 45.0, 45.0, flips=0.2)}
+    best, note = claims.best_of(runs, ["a", "b"])
+    assert best == "b" and "tied" in note, "within a millionth of a point: tied; the one whose ZO units acted wins"
+    assert claims.best_of({"a": seeds(45.0, 45.0), "b": seeds(44.0, 44.0)}, ["a", "b"]) == ("a", "")
+
+
 def test_mozo_ablation_is_not_testable_where_zo_is_inert():
     flat = seeds(26.3, 26.1, 26.4, flips=0.0)
     runs = {k: flat for k in ("a", "c", "s", "m", "base", "mozo")}
-    out = claims.mozo(runs, "a", "c", "s", "m", "base", "mozo", "literal")
+    out = claims.mozo(runs, "a", "c", "s", "m", "base", "mozo", "zo_lr 0.001, 1 epoch")
     assert [v.verdict for v in out] == ["not testable here"] * 5
 
 
@@ -132,7 +159,7 @@ def test_gradient_variance_pairs_the_runs():
 @pytest.mark.parametrize("verdict", claims.VERDICTS)
 def test_frame_keeps_every_verdict_kind(verdict):
     df = claims.frame([claims.Verdict("c", "r", "m", verdict)])
-    assert list(df.columns) == ["verdict", "regime", "claim", "reported", "measured", "why not testable"]
+    assert list(df.columns) == ["verdict", "point", "claim", "ZO runs", "reported", "measured", "why not testable"]
     assert df.verdict[0] == verdict
 
 
@@ -144,3 +171,16 @@ def test_a_cross_check_of_two_implementations_says_when_it_cannot_tell_anything(
     frozen_both = claims.cross_check(runs([20, 21, 22], 0.0), runs([20, 21, 22], 0.0))
     assert frozen_both["agree"] == "not testable here" and "below the 1%" in frozen_both["reason"]
     assert claims.cross_check(runs([20], 0.05), runs([20], 0.05))["agree"] == "one seed: no interval"
+
+
+def test_a_run_of_the_map_is_inert_acts_and_holds_or_collapses():
+    from zolib.analysis.dynamics import COLLAPSES, HOLDS, INERT, state
+    frozen = seeds(21.0, 21.5, 20.5)
+    assert state(seeds(21.0, 21.5, 20.5, flips=0.003), frozen)[0] == INERT
+    assert state(seeds(22.0, 22.5, 21.0, flips=0.05), frozen)[0] == HOLDS
+    assert state(seeds(5.0, 6.0, 4.0, flips=0.9), frozen)[0] == COLLAPSES, "worse than not training at all"
+    assert state({0: run(0, diverged=True), 1: run(22.0, flips=0.05)}, frozen)[0] == COLLAPSES
+    control = seeds(41.0, 41.5, 40.5)  # what the FO branch learns alone: +20 over frozen
+    assert state(seeds(40.0, 40.0, 40.0, flips=0.05), frozen, control)[0] == HOLDS
+    undone = state(seeds(28.0, 28.0, 28.0, flips=0.5), frozen, control)
+    assert undone[0] == COLLAPSES and "undid" in undone[1], "the ZO units undid more than half of the FO gain"

@@ -221,3 +221,38 @@ def test_load_benchmark_dispatch(fake_cifar):
     assert b.scenario.num_tasks == 20
     with pytest.raises(ZolibError, match="valid values"):
         real.load_benchmark("mnist")
+
+
+# ----------------------------------------------------------------------------- provenance of a real-data run
+
+def test_a_real_data_run_records_the_weights_file_and_the_data_checksums_it_used(tmp_path, monkeypatch):
+    """CIFAR-100's format through the real loader (one training and one test image per task), the CLIP weights
+    from a local file through ZOLIB_CLIP_WEIGHTS: the result names that file and its SHA-256, and the
+    archive's and pickles' verified md5, not just "openai". (The tiny CLIP's architecture stands in for
+    ViT-B/16's to keep the test fast: the weights are read and recorded by the same code.)"""
+    from zolib.cl import config
+    from zolib.cl.config import ExperimentConfig
+    from zolib.cl.profiles import profile_config
+    from zolib.cl.trainer import run_experiment
+    from zolib.models.clip import random_clip
+    m = load_manifest("cifar100")
+    order = list(m.class_order)
+    train, test = [order[t * 10] for t in range(10)], [order[t * 10 + 1] for t in range(10)]
+    files = {"train": cifar_pickle(train), "test": cifar_pickle(test),
+             "meta": pickle.dumps({"fine_label_names": list(m.class_names), "coarse_label_names": []})}
+    archive = write_tar(tmp_path / "cifar-100-python.tar.gz", {f"cifar-100-python/{k}": v for k, v in files.items()})
+    fake = with_archive(m, archive, inner_md5={k: md5(v) for k, v in files.items()})
+    monkeypatch.setattr(real, "load_manifest", lambda name: fake)
+    monkeypatch.setattr(config, "world_model", lambda benchmark: "zolib-tiny")
+    monkeypatch.setattr(ExperimentConfig, "model_name", property(lambda self: "zolib-tiny"))
+    monkeypatch.setattr(ExperimentConfig, "pretrained", property(lambda self: "openai"))
+    weights = tmp_path / "clip.pt"
+    torch.save(random_clip("zolib-tiny").state_dict(), weights)
+    monkeypatch.setenv("ZOLIB_CLIP_WEIGHTS", str(weights))
+    cfg = profile_config("paper", benchmark="cifar100", method="frozen", batch_size=4, num_workers=0)
+    result = run_experiment(cfg, tmp_path / "run.json", progress=False)
+    world = result["world"]
+    assert world["weights"]["source"] == "local file" and world["weights"]["path"] == str(weights.resolve())
+    assert world["weights"]["sha256"] == world["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert world["data"]["archive_md5"] == fake.md5 and world["data"]["inner_md5"] == fake.inner_md5
+    assert world["dataset"] == "cifar100" and "md5" in world["data"]["checked"]

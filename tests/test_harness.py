@@ -7,7 +7,6 @@ import torch
 from zolib.cl import trainer
 from zolib.cl.profiles import get_profile, profile_config
 from zolib.cl.store import Store
-from zolib.cl.calibration import calibrate
 from zolib.cl.evaluation import accuracy
 from zolib.cl.factory import warmup_cosine
 from zolib.cl.trainer import run_experiment
@@ -83,7 +82,9 @@ def test_the_frozen_run_trains_nothing_and_records_its_loss_on_the_same_batches(
     fo = run_experiment(profile_config("smoke", method="fo", **SMALL), tmp_path / "fo.json", progress=False)
     assert frozen["movement"][-1] == {"vision": {"frozen": 0.0}, "text": {"frozen": 0.0}}
     assert frozen["zo_effect"] is None and frozen["pooled"][-1] == frozen["zero_shot"], "Last of a frozen model"
-    assert frozen["losses"][0][0] == fo["losses"][0][0], "the same first batch, the same unperturbed loss"
+    # the same first batch, the same unperturbed loss (up to the fused attention kernels: a step without FO
+    # units runs every forward in inference mode on PyTorch's fast path; FO's autograd forward cannot)
+    assert frozen["losses"][0][0] == pytest.approx(fo["losses"][0][0], rel=1e-5)
     assert frozen["pooled"][0] > frozen["pooled"][-1], "the label space grows: a frozen model 'forgets' too"
 
 
@@ -96,22 +97,12 @@ def test_zo_effect_separates_acting_from_inert_zo_units(tmp_path):
     assert big["zo_effect"]["last_reverted"] == big["zero_shot"], "Dual with its ZO units put back is the frozen model"
 
 
-def test_calibration_picks_from_its_grid_on_task_one_and_is_stored(tmp_path):
-    cfg = profile_config("smoke", method="dual", rule="aggressive", **SMALL)
-    cal = calibrate(cfg, (1e-3, 0.3), val_fraction=0.25)
-    assert cal["zo_lr"] in (1e-3, 0.3) and len(cal["table"]) == 2
-    assert cal["val_images"] == 40 and cal["train_images"] == 120  # 20 classes x 8 images, a quarter held out
-    best = max((r for r in cal["table"] if r["diverged"] is None), key=lambda r: (r["accuracy"], -r["loss"]))
-    assert cal["zo_lr"] == best["zo_lr"]
-    assert calibrate(cfg, (1e-3, 0.3), val_fraction=0.25)["table"] == cal["table"], "deterministic"
-
-
 def test_profiles_fix_the_workshop_warmup_and_tinyimagenet_batch():
     workshop = get_profile("workshop").experiment()
     assert workshop.warmup_fraction == 0.75 and workshop.train_fraction == 0.2
     assert get_profile("paper").experiment("tinyimagenet").batch_size == 64
     assert get_profile("paper").experiment("cifar100").batch_size == 128
-    assert all(len(get_profile(p).seeds) >= 3 for p in ("cpu", "workshop")) and len(get_profile("paper").seeds) == 5
+    assert all(len(get_profile(p).judged_seeds) == 5 for p in ("cpu", "workshop", "paper"))
 
 
 def test_workshop_warmup_reaches_the_peak_learning_rate():

@@ -61,9 +61,15 @@ def test_every_notebook_study_resolves_in_every_profile():
     for profile in PROFILES:
         requests = plan(profile)
         assert requests and all(r.config.benchmark in PROFILES[profile].benchmarks for r in requests)
-    labels = studies.notebook("01_naive_full_zo").study({"profile": "smoke", "zo_lrs": [0.001, 0.1], "q_sign": 2,
-                                                          "families": ["ZO*", "conservative + sign"]})
-    assert labels["Dual conservative + sign, zo_lr 0.1"]["q"] == 2 and labels["Dual ZO*, calibrated"]["zo_lr"] == "calibrated"
+    params = {"profile": "cpu", "zo_lrs": [0.001, 0.1], "budgets": [1, 4], "q": 2,
+              "families": ["ZO*", "conservative + sign"]}
+    labels = studies.notebook("01_naive_full_zo").study(params)
+    sign = labels["Dual conservative + sign @ zo_lr 0.1, 4 epochs"]
+    assert sign["q"] == 2 and sign["epochs"] == 4 and sign["seeds"] == (0, 1), "a fixed step: the coarse map's seeds"
+    calibrated = labels["Dual ZO* @ calibrated, 1 epoch"]
+    assert calibrated["zo_lr"] == "calibrated" and calibrated["seeds"] == (0, 1, 2, 3, 4), "where claims are judged"
+    assert labels["FO @ 4 epochs"] == {"method": "fo", "epochs": 4, "seeds": (0, 1, 2, 3, 4)}
+    assert len([l for l in labels if l.startswith("Dual ZO* @")]) == 2 * 3, "2 budgets x (2 fixed steps + calibrated)"
     assert [nb.stem for nb in notebooks()][0] == "00_setup"
 
 

@@ -34,6 +34,9 @@ def test_committed_without_outputs_with_one_typed_parameters_cell(path):
     assert len(params) == 1 and code[0] is params[0]
     assert 'profile: str = "smoke"' in params[0].source
     assert "def " not in params[0].source and "import" not in params[0].source  # literals only
+    from zolib.notebooks import declared
+    names = [line.split(":")[0] for line in params[0].source.splitlines() if line and not line.startswith("#")]
+    assert list(declared(path)) == names, "papermill could not read every parameter (a ':' in a comment?)"
 
 
 def test_unknown_profile_and_undeclared_parameter_exit_2_before_running():
@@ -102,7 +105,8 @@ def test_every_notebook_from_01_checks_the_papers_claims_and_says_when_it_cannot
         for c in checked:
             assert (c["verdict"] == "not testable here") == bool(c["reason"]), (name, c["claim"])
     zo_claims = [c for name in ("01_naive_full_zo", "02_branch_wise") for c in smoke[name]["results"]["claims"]
-                 if c["regime"] == "literal" and c["claim"].startswith(("Dual ZO is below FO", "Language-ZO beats"))]
+                 if c["regime"] == "zo_lr 0.001, 1 epoch" and c["claim"].startswith(("Dual ZO is below FO",
+                                                                                      "Language-ZO beats"))]
     assert zo_claims and all(c["verdict"] == "not testable here" for c in zo_claims), \
         "at the literal step the ZO units do not act: no verdict on ZO"
     memory = [c for c in smoke["06_memory"]["results"]["claims"] if c["claim"].startswith("Dual ZO needs the least")]

@@ -328,3 +328,20 @@ def test_router_noise_is_never_a_zo_parameter():
     zo_names = [e.name for g in opt._zo for e in g.entries]
     assert zo_names and not any(n.endswith("adapter.noise") for n in zo_names)
     assert any(n.endswith("adapter.router") for n in zo_names)
+
+
+def test_a_step_without_fo_units_keeps_pytorchs_fast_attention_and_a_hybrid_one_does_not():
+    """All-ZO steps run every forward in inference mode: the fused kernels are the same for all of them (and
+    faster); a step with an autograd forward turns them off so that forward and the probes match."""
+    net = Net()
+    seen = []
+
+    def closure():
+        seen.append(torch.backends.mha.get_fastpath_enabled())
+        return net()
+    HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(zo_lr=1e-3)).step(closure)
+    assert seen and all(seen), "Dual-like: fast path on in every forward"
+    seen.clear()
+    HybridOptimizer(net, units_of(net), HYBRID, zo=ZOConfig(zo_lr=1e-3)).step(closure)
+    assert seen and not any(seen), "hybrid: off in every forward of the step"
+    assert torch.backends.mha.get_fastpath_enabled(), "and restored after it"

@@ -17,7 +17,7 @@ LAYERS = [  # lowest first; a module may import its own layer and the ones below
     ("cl",),
     ("analysis", "claims", "plotting"),
     ("studies",),
-    ("nb", "widgets", "notebooks", "cli", "__main__"),
+    ("nb", "widgets", "report", "notebooks", "cli", "__main__"),
 ]
 
 

@@ -24,7 +24,7 @@ from .cl.profiles import Profile, get_profile
 from .cl.store import Store
 from .cl.sweep import default_jobs, run_sweep
 from .errors import NanLossError, ZolibError
-from .plotting import FIGURES, savefig, setup_style, title
+from .plotting import FIGURES, claim_map, savefig, setup_style, title
 from .runtime import atomic_write_json, provenance, seed_everything
 
 Runs = dict[str, dict[str, dict[int, dict[str, Any]]]]  # {benchmark: {label: {seed: result}}}
@@ -41,6 +41,7 @@ class Session:
     results: dict[str, Any] = field(default_factory=dict)
     store: Store = field(default_factory=Store)
     spec: studies.Notebook = field(init=False)
+    verdicts: list = field(default_factory=list, init=False, repr=False)
     _runs: Runs | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,17 +113,20 @@ class Session:
         return runs
 
     def calibrations(self):
-        """The calibrated labels of this notebook's study: the chosen ZO step and the grid's scores."""
+        """The calibrated runs of this notebook's study: the chosen ZO step per configuration and budget,
+        whether it qualified (:mod:`zolib.cl.calibration`) and why not, the control's held-out Avg, and each
+        grid step's held-out Avg and the share of held-out predictions its ZO units changed."""
         import pandas as pd
-        rows = []
-        study = self.spec.study(self.params)
-        for (label, bench, seed), req in studies.requests(self.profile, study, seeds=self.seeds[:1]).items():
-            if req.calibration is None or req.fewshot is not None:
+        rows, seen = [], set()
+        for (label, bench, seed), req in studies.requests(self.profile, self.spec.study(self.params)).items():
+            if req.calibration is None or req.fewshot is not None or (label, bench) in seen:
                 continue
+            seen.add((label, bench))
             cal = self.store.calibrate(req)
-            rows.append({"benchmark": bench, "label": label, "chosen zo_lr": cal["zo_lr"],
-                         **{f"val acc @ {r['zo_lr']:g}": (r["accuracy"] if r["diverged"] is None else math.nan)
-                            for r in cal["table"]}})
+            rows.append({"benchmark": bench, "label": label, "chosen zo_lr": cal["zo_lr"], "qualified": cal["qualified"],
+                         "control Avg": cal["control"]["avg"],
+                         **{f"Avg @ {r['zo_lr']:g}": (r["avg"] if r["diverged"] is None else math.nan) for r in cal["table"]},
+                         **{f"flips @ {r['zo_lr']:g}": r["flip_rate"] for r in cal["table"]}, "why not": cal["reason"]})
         table = pd.DataFrame(rows)
         self.record(calibration=table.to_dict("records"))
         return table
@@ -145,12 +149,21 @@ class Session:
         and return them as a table."""
         runs = self.runs() if self.spec.study(self.params) else {}
         verdicts = self.spec.claims(runs, self.params, self.profile, **measured)
+        self.verdicts = verdicts
         key = lambda c: (c["claim"], c.get("regime", ""))  # noqa: E731
         recorded = {key(c): c for c in self.results.get("claims", []) + claims.as_records(verdicts)}
         self.record(claims=list(recorded.values()))  # a rerun of the cell replaces, not repeats
         for v in verdicts:
             print(v.line())
         return claims.frame(verdicts)
+
+    def claim_map(self):
+        """The notebook's claim map (:func:`zolib.plotting.claim_map` of its last :meth:`check`), saved as
+        ``NN_claim_map``; returns the figure."""
+        fig = claim_map(claims.as_records(self.verdicts))
+        fig.suptitle(self.title(f"{self.notebook}: every claim at every point of the map"), fontsize=9)
+        self.savefig(fig, "claim_map")
+        return fig
 
     def save(self) -> Path:
         """Write ``figures/<profile>/<notebook>.json`` atomically, with versions and git commit."""

@@ -140,8 +140,12 @@ def run_notebooks(profile: str, only: Sequence[str] | None = None, extra: dict[s
 
     # every run is stored by now, so the notebooks only render: run them side by side, one per worker
     from concurrent.futures import ThreadPoolExecutor
+
+    from .report import write
     with ThreadPoolExecutor(max_workers=max(1, min(jobs or default_jobs(), len(selected)))) as pool:
-        return list(pool.map(execute, enumerate(selected, 1)))
+        done = list(pool.map(execute, enumerate(selected, 1)))
+    print(f"every verdict, claim by claim and point by point: {write(profile)}", flush=True)
+    return done
 
 
 def add_notebooks_parser(subparsers) -> None:

@@ -64,21 +64,39 @@ def seed_mean(by_seed: dict, key: str):
     return out
 
 
+def merge_identical(runs: dict, key: str) -> dict:
+    """``runs`` (``{label: {seed: result}}``) with the labels whose ``key`` (``losses``, ``pooled``) is the same in
+    every seed merged under the first one's label, which then reads ``"a = b (identical)"``: a line drawn under
+    another must not hide in the legend. Returns ``{first label: (shown label, runs)}``."""
+    groups: dict = {}
+    for label, by_seed in runs.items():
+        values = [by_seed[s].get(key) for s in sorted(by_seed)]
+        first = next((f for f, (v, _, _) in groups.items() if v == values), None)
+        if first is None:
+            groups[label] = (values, [label], by_seed)
+        else:
+            groups[first][1].append(label)
+    return {first: (" = ".join(names) + (" (identical)" if len(names) > 1 else ""), by_seed)
+            for first, (_, names, by_seed) in groups.items()}
+
+
 def plot_losses(ax, runs: dict, window: int = 1, styles: dict | None = None, reference: str | None = None) -> None:
     """Training loss of every step (mean over seeds), tasks concatenated, one line per label of
     ``runs`` (``{label: {seed: result}}``), smoothed within each task only (a window never mixes two
     tasks' losses). ``reference`` (e.g. the frozen model, whose "training" loss is its loss on the
     same batches) is drawn grey and dashed. Dotted vertical lines mark task boundaries."""
     import numpy as np
-    for label, by_seed in runs.items():
+    from matplotlib.ticker import MaxNLocator
+    for label, (shown, by_seed) in merge_identical(runs, "losses").items():
         flat = np.concatenate([smooth(task, window) for task in seed_mean(by_seed, "losses")])
         style = {"lw": 1.2} | ({"color": "grey", "ls": "--", "lw": 1.0} if label == reference else {})
-        ax.plot(flat, label=label, **(style | (styles or {}).get(label, {})))
+        ax.plot(flat, label=shown, **(style | (styles or {}).get(label, {})))
     first = next(iter(runs.values()))
     edge = 0
     for task in seed_mean(first, "losses")[:-1]:
         edge += len(task)
         ax.axvline(edge, color="grey", lw=0.6, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step (tasks concatenated; dotted lines: task boundaries)")
     ax.set_ylabel("training loss" + (f" (moving average of {window} within each task)" if window > 1 else ""))
     ax.legend()
@@ -89,16 +107,19 @@ def plot_accuracy_curves(ax, runs: dict, styles: dict | None = None, reference: 
     interval (band), one line per label of ``runs`` (``{label: {seed: result}}``). ``reference``
     (the frozen model: its accuracy falls as the label space grows) is drawn grey and dashed."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
     from .analysis.stats import mean_ci
-    for label, by_seed in runs.items():
+    for label, (shown, by_seed) in merge_identical(runs, "pooled").items():
         pooled = [r["pooled"] for r in by_seed.values()]
         tasks = min(len(p) for p in pooled)
         stats = np.array([mean_ci([p[t] for p in pooled]) for t in range(tasks)])
         x = np.arange(1, tasks + 1)
         style = {"marker": "o", "ms": 3} | ({"color": "grey", "ls": "--", "marker": None} if label == reference else {})
-        line, = ax.plot(x, stats[:, 0], label=label, **(style | (styles or {}).get(label, {})))
+        line, = ax.plot(x, stats[:, 0], label=shown, **(style | (styles or {}).get(label, {})))
         if len(pooled) > 1:
             ax.fill_between(x, stats[:, 1], stats[:, 2], color=line.get_color(), alpha=0.15, lw=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("tasks learned")
     ax.set_ylabel("accuracy on all seen classes (%)\nmean over seeds, 95% CI band")
     ax.legend()
@@ -370,3 +391,96 @@ def units_heatmap(counts: dict, layers: int = 12):
     sns.heatmap(grid, annot=True, fmt=",", cbar_kws={"label": "trainable parameters"}, ax=ax, annot_kws={"fontsize": 6})
     ax.set_xlabel("layer (0-based)"); ax.set_ylabel("branch")
     return fig
+
+
+# --------------------------------------------------------------------------- the claim map
+
+VERDICT_COLOURS = {"agrees": "#4c9a5b", "disagrees": "#c0504d", "inconclusive": "#d9d9d9",
+                   "not testable here": "#ffffff", "one seed: no interval": "#f2e6c9"}
+STATE_MARKS = {"acts and holds": "holds", "inert": "inert", "collapses": "COLLAPSES"}
+
+
+def state_summary(states: dict) -> str:
+    """One word for the states of a verdict's ZO runs: the shared one, or ``mixed: ...``."""
+    found = list(dict.fromkeys(STATE_MARKS.get(s, s) for s in states.values()))
+    return "" if not found else found[0] if len(found) == 1 else "mixed: " + "/".join(found)
+
+
+def claim_map(records: list):
+    """Claims (rows) against points of the map (columns): each cell coloured by its verdict, with the mean
+    difference and the state of the ZO runs it compares (*holds*, *inert*, *COLLAPSES*, or mixed)."""
+    import textwrap
+
+    from matplotlib.patches import Patch
+    claims = list(dict.fromkeys(r["claim"] for r in records))
+    points = list(dict.fromkeys(r["regime"] for r in records))
+    cell = {(r["claim"], r["regime"]): r for r in records}
+    fig, ax = plt.subplots(figsize=(1.9 * len(points) + 4.5, 0.62 * len(claims) + 1.6))
+    for i, claim in enumerate(claims):
+        for j, point in enumerate(points):
+            r = cell.get((claim, point))
+            if r is None:
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, color="#f7f7f7", hatch="xx", ec="#bbbbbb"))
+                continue
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS[r["verdict"]], ec="white", lw=2))
+            diff = r.get("mean_diff")
+            text = ("" if diff is None or diff != diff else f"{diff:+.2f}\n") + state_summary(r.get("states") or {})
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
+    ax.set_xlim(0, len(points)); ax.set_ylim(len(claims), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(points))], [textwrap.fill(p, 14) for p in points], fontsize=7)
+    ax.set_yticks([i + 0.5 for i in range(len(claims))], [textwrap.fill(c, 70) for c in claims], fontsize=7)
+    ax.tick_params(length=0)
+    ax.legend(handles=[Patch(color=c, label=v, ec="#999999") for v, c in VERDICT_COLOURS.items()],
+              fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="verdict", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 07
+
+def annotate_points(ax, x, y, labels, fontsize: int = 7) -> None:
+    """Label scattered points without overlaps: points that coincide (within 1% in x and 0.05 in y) share one
+    label ``"a = b"``; the others are nudged upwards until no two labels overlap."""
+    import numpy as np
+    groups: list[list[int]] = []
+    for i in range(len(labels)):
+        home = next((g for g in groups if abs(x[g[0]] - x[i]) <= 0.01 * abs(x[g[0]]) and abs(y[g[0]] - y[i]) <= 0.05),
+                    None)
+        (home.append(i) if home is not None else groups.append([i]))
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for g in sorted(groups, key=lambda g: (y[g[0]], x[g[0]])):
+        text = " = ".join(labels[i] for i in g)
+        dy = 4
+        while True:
+            t = ax.annotate(text, (x[g[0]], y[g[0]]), textcoords="offset points", xytext=(4, dy), fontsize=fontsize)
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(p) for p in placed) or dy > 200:
+                placed.append(box)
+                break
+            t.remove()
+            dy += 6
+
+
+
+def accuracy_memory(table, memory_batch: int, seeds: int):
+    """Notebook 07: Last (mean over seeds, 95% interval) against one step's peak bytes over FO's, each method
+    labelled (coinciding methods share a label), with the Pareto front. Returns ``(figure, front labels)``."""
+    import numpy as np
+
+    from .analysis.stats import pareto
+    t = table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(9, 5))
+    x = t["peak / FO"].to_numpy(float)
+    err = np.nan_to_num(np.array([t["last"] - t.last_lo, t.last_hi - t["last"]]))
+    ax.errorbar(x, t["last"], yerr=err, fmt="o", capsize=3, color="tab:blue")
+    ax.set_xscale("log")
+    annotate_points(ax, list(x), list(t["last"]), list(t.label))
+    front = pareto(list(x), list(t["last"]))
+    ax.plot(x[front], t["last"].to_numpy()[front], "-", color="tab:red", lw=1, label="Pareto front")
+    ax.set_xlabel(f"peak bytes of one step / FO's (log; batch {memory_batch}, random weights, optimizer state included)")
+    ax.set_ylabel(f"Last (%), mean over {seeds} seeds, 95% CI")
+    ax.legend(fontsize=8)
+    return fig, [t.label[i] for i in front]

@@ -91,3 +91,38 @@ def sweep_map(runs: Mapping[str, Runs], frozen: str, entries: Mapping[str, Mappi
                      "oscillates": bool(osc > OSCILLATES) if not math.isnan(osc) else False,
                      "kept_theta": pick_shares(by_seed).get("0", math.nan), "reading": reading})
     return rows
+
+
+INERT, HOLDS, COLLAPSES = "inert", "acts and holds", "collapses"
+STATES = (INERT, HOLDS, COLLAPSES)
+COLLAPSE_MARGIN = 1.0  # points of Last below the frozen model's (median over seeds) that count as a collapse
+UNDONE = 0.5  # share of its control's gain over the frozen model a hybrid's ZO units may undo before it collapsed
+
+
+def state(runs: Runs, frozen: Runs, control: Runs | None = None) -> tuple[str, str]:
+    """Where a ZO configuration sits at one point of the claim map, and why:
+
+    - *collapses*: a seed diverged (NaN loss); or its Last is below the frozen model's by more than
+      :data:`COLLAPSE_MARGIN` (median over seeds of the paired difference: the model ended worse than not
+      training at all); or, with ``control`` (the same mask, ZO units held fixed), its ZO units undid more
+      than :data:`UNDONE` of what the FO units alone gained over the frozen model;
+    - *inert*: otherwise, if putting its ZO units back changes fewer than :data:`ZO_ACTED` of the test
+      predictions (median over seeds): whatever the accuracies say, they say nothing about ZO;
+    - *acts and holds*: otherwise.
+    """
+    diverged = sum(1 for r in runs.values() if r.get("diverged"))
+    if diverged:
+        return COLLAPSES, f"diverged (NaN loss) in {diverged} of {len(runs)} seeds"
+    last = {s: r["last"] for s, r in runs.items()}
+    below = median([last[s] - frozen[s]["last"] for s in last if s in frozen])
+    if below < -COLLAPSE_MARGIN:
+        return COLLAPSES, f"Last {below:+.2f} points against the frozen model (median over seeds)"
+    if control is not None:
+        gain = median([control[s]["last"] - frozen[s]["last"] for s in last if s in control and s in frozen])
+        lost = median([control[s]["last"] - last[s] for s in last if s in control])
+        if gain > 0 and lost > UNDONE * gain:
+            return COLLAPSES, f"its ZO units undid {lost:.2f} of the {gain:.2f} points its FO units gained alone"
+    rate = flips(runs)
+    if not rate >= ZO_ACTED:
+        return INERT, f"reverting its ZO units changes {rate:.2%} of test predictions (< {ZO_ACTED:.0%})"
+    return HOLDS, f"its ZO units change {rate:.1%} of test predictions; Last {below:+.2f} against frozen"

@@ -8,10 +8,11 @@ give, for one step on one batch:
 - parameter, gradient and optimizer-state bytes of the trainable (adapter) parameters, total and
   per branch (``vision`` = ``model.visual``'s adapters, ``text`` = the text transformer's);
 - bytes of the tensors autograd saved for backward, per branch (:class:`~.memory.SavedTensors`);
-- the peak of live bytes created inside the step (:class:`~.memory.PeakMemory`: parameters and
-  the batch, which exist before the step, are not counted; optimizer state created in the first
-  step is) and, on CUDA, the allocator's ``max_memory_allocated`` over the step (weights
-  included: the number the paper most likely reports), else None;
+- the peak of live bytes of a steady-state step (the optimizer's second, :func:`measure`): what it
+  allocates (:class:`~.memory.PeakMemory`) plus the optimizer state it holds (parameters and the batch,
+  which exist before the step, are not counted) and, on CUDA, the allocator's
+  ``max_memory_allocated`` over the step (weights included: the number the paper most likely
+  reports), else None;
 - the same two peaks for an inference-only forward (eval mode, ``no_grad``) on the same batch,
   and the ratios step peak / inference peak and configuration / FO.
 
@@ -49,14 +50,24 @@ def measure(step: RandomStep, cfg: ExperimentConfig | None = None, *, peak: bool
     Returns ``(optimizer, report)``; ``report.extra`` holds ``forwards`` (per step), ``loss``, ``cached_bytes``
     (held for partial probes) and the per-branch ``parameter_bytes`` / ``gradient_bytes`` /
     ``optimizer_state_bytes``. ``report.optimizer_state_bytes`` is the optimizer's whole state after the
-    step (:meth:`state_bytes` of zolib's optimizers: FO moments, ZO momentum or Adam moments, CMA-ES's
-    covariance), and the step peak counts it where it is created inside the step.
+    step (``state_bytes`` of zolib's optimizers: FO moments, ZO momentum or Adam moments, CMA-ES's
+    covariance).
+
+    The measured step is the optimizer's **second**: the first creates its state, and every later step
+    runs with that state held. ``report.peak_bytes`` is that step's peak of newly allocated bytes plus the
+    optimizer state it holds on entry (``extra["state_at_entry"]``), so an optimizer with state (ZO-Adam,
+    momentum, AdamW's moments) peaks above one without it, as it does on a device.
     """
     opt = step.optimizer(cfg)
+    opt.step(step.closure)  # the first step creates the optimizer's state
+    held = opt.state_bytes()
     params = [p for p in step.model.parameters() if p.requires_grad]
     result, report = measure_step(lambda: opt.step(step.closure), step.model, params, [],
                                   gates=branch_gates(step.model), peak=peak)
     report.optimizer_state_bytes = opt.state_bytes()
+    if report.peak_bytes is not None:
+        report.peak_bytes += held
+    report.extra["state_at_entry"] = held
     report.extra.update(forwards=result.forwards, loss=result.loss, cached_bytes=result.info.get("cached_bytes", 0),
                         **per_branch_bytes(step.model, opt))
     return opt, report

@@ -90,5 +90,5 @@ def per_seed_records(runs: AllRuns, prefix: str = "") -> dict[str, dict[str, Any
         out[f"{prefix}{row.benchmark}/{row.label}"] = {
             "per_seed": {m: {str(s): v for s, v in metric(by_seed, m).items()} for m in METRICS},
             **{k: row[k] for k in ("seeds", "diverged", "zo_lr", "last", "last_lo", "last_hi", "avg", "avg_lo",
-                                   "avg_hi", "forgetting", "gain_over_frozen", "zo_flips", "zo_moved")}}
+                                   "avg_hi", "forgetting", "gain_over_frozen", "zo_flips", "zo_moved", "fo_moved")}}
     return out

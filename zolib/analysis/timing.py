@@ -16,20 +16,24 @@ import time
 from typing import Any, Callable
 
 
-def paired_ratio(fn: Callable[[], Any], reference: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
-    """Median over ``repeats`` of ``time(fn) / time(reference)``, timed back to back (module docstring)."""
+def paired_ratio(fn: Callable[[], Any], reference: Callable[[], Any], repeats: int = 5, warmup: int = 1,
+                 clock: Callable[[], float] | None = None) -> float:
+    """Median over ``repeats`` of ``time(fn) / time(reference)``, timed back to back (module docstring).
+    ``clock`` defaults to wall time (``time.perf_counter``); ``time.thread_time`` counts the calling thread's
+    CPU time only, which other processes on a busy machine do not inflate (single-threaded torch)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    clock = clock or time.perf_counter
     for _ in range(warmup):
         fn()
         reference()
     ratios = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        mid = time.perf_counter()
+        mid = clock()
         reference()
-        ratios.append((mid - start) / (time.perf_counter() - mid))
+        ratios.append((mid - start) / (clock() - mid))
     return statistics.median(ratios)
 
 

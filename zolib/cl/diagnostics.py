@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -39,6 +41,23 @@ def movement(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, t
             for b, by_mode in sums.items()}
 
 
+@contextmanager
+def revert_zo(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block the ZO units hold their initial values; afterwards, what they had."""
+    modes = run_modes(cfg, trainable_units(model))
+    zo_params = [(n, p) for k, ps in trainable_units(model).items() if modes[k] == "zo" for n, p in ps.items()]
+    saved = [p.detach().clone() for _, p in zo_params]
+    with torch.no_grad():
+        for name, p in zo_params:
+            p.copy_(initial[name].to(p.device))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for (_, p), value in zip(zo_params, saved):
+                p.copy_(value)
+
+
 def zo_effect(cfg: ExperimentConfig, model: torch.nn.Module, bench, tok, device: torch.device,
               initial: dict[str, torch.Tensor], final: dict | None = None) -> dict[str, float]:
     """Put the ZO units back to their initial values and compare predictions over all test images
@@ -50,14 +69,7 @@ def zo_effect(cfg: ExperimentConfig, model: torch.nn.Module, bench, tok, device:
         pred, labels = final["pred"], final["labels"]
     else:
         pred, labels = predict(model, bench, classes, idx, tok, device, cfg.eval_batch_size)
-    modes = run_modes(cfg, trainable_units(model))
-    zo_params = [(n, p) for k, ps in trainable_units(model).items() if modes[k] == "zo" for n, p in ps.items()]
-    saved = [p.detach().clone() for _, p in zo_params]
-    with torch.no_grad():
-        for (name, p) in zo_params:
-            p.copy_(initial[name].to(p.device))
+    with revert_zo(cfg, model, initial):
         reverted, _ = predict(model, bench, classes, idx, tok, device, cfg.eval_batch_size)
-        for (_, p), value in zip(zo_params, saved):
-            p.copy_(value)
     return {"flip_rate": float(np.mean(pred != reverted)), "flips": int(np.sum(pred != reverted)),
             "test_images": int(len(pred)), "last_reverted": accuracy(np.sum(reverted == labels), len(labels))}

@@ -42,14 +42,15 @@ def label_map(n_classes: int, classes: Sequence[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, bench, classes: Sequence[int], idx: Sequence[int], tok, device: torch.device,
-            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label ids (argmax over ``classes``) and true label ids of the test images ``idx``."""
+            batch_size: int = 256, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Predicted label ids (argmax over ``classes``) and true label ids of the images ``idx`` of ``split``
+    (``test``, or ``train`` for a calibration's held-out share)."""
     was_training = model.training
     model.eval()
     text = class_matrix(model, bench, classes, tok, device)
     classes_t = torch.tensor(list(classes))
     preds, labels = [], []
-    for images, y in DataLoader(Subset(bench.test, list(idx)), batch_size=batch_size):
+    for images, y in DataLoader(Subset(bench.test if split == "test" else bench.train, list(idx)), batch_size=batch_size):
         img = model.encode_image(images.to(device), normalize=True)
         preds.append(classes_t[(img @ text.T).argmax(1).cpu()])
         labels.append(torch.as_tensor(y))

@@ -21,6 +21,7 @@ from ..data.scenarios import task_sizes
 from ..models import LoRAConfig, MoEConfig, build_adapted_clip, tokenizer, trainable_units
 from ..models.head import attach_head
 from ..models.prompt import attach_prompt
+from ..models.specs import model_spec
 from ..models.units import PROMPT
 from ..optim.build import unit_modes
 from .config import ExperimentConfig
@@ -60,17 +61,20 @@ def load_benchmark(cfg: ExperimentConfig):
         return load_synthetic(SyntheticConfig(cfg.synthetic_train_per_class, cfg.synthetic_test_per_class,
                                               tasks, seed=cfg.seed, hue_shift=cfg.synthetic_hue_shift))
     from ..data.real import load_benchmark as load_real
-    return load_real(cfg.benchmark, protocol=cfg.protocol)
+    return load_real(cfg.benchmark, protocol=cfg.protocol, image_size=model_spec(cfg.model_name).image_size)
 
 
-def world(cfg: ExperimentConfig, bench) -> dict[str, Any]:
-    """What fixes the world a run sees: the model weights' and the data's fingerprints."""
+def world(cfg: ExperimentConfig, bench, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """What fixes the world a run sees: where the model's weights came from (the shipped tiny CLIP, open_clip's
+    OpenAI file, or a local file through ``ZOLIB_CLIP_WEIGHTS``) with their SHA-256, and the data's
+    fingerprint (the synthetic draw's SHA-256, or the verified checksums of the real dataset's archive and
+    files, :mod:`zolib.data.real`)."""
+    weights = dict(getattr(model, "weights_provenance", None) or {})
+    out: dict[str, Any] = {"model": cfg.model_name, "weights": weights, "weights_sha256": weights.get("sha256")}
     if cfg.benchmark == "synthetic":
         from ..data.synthetic import GENERATOR_VERSION
-        from ..models.tiny import weights_record
-        return {"model": cfg.model_name, "weights_sha256": weights_record()["sha256"],
-                "generator_version": GENERATOR_VERSION, "data_sha256": bench.info["data_sha256"]}
-    return {"model": cfg.model_name, "weights": cfg.pretrained, "dataset": bench.name}
+        return {**out, "generator_version": GENERATOR_VERSION, "data_sha256": bench.info["data_sha256"]}
+    return {**out, "dataset": bench.name, "data": bench.info.get("data", {})}
 
 
 def build_model(cfg: ExperimentConfig, device: torch.device, pretrained: str | None = None,

@@ -12,19 +12,8 @@ from typing import Any, Mapping
 
 from ..errors import check_choice
 from ..optim.methods import ZO_OPTIMIZERS
+from .calibration import Calibration
 from .config import ExperimentConfig, resolve
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How the calibrated ZO regime picks its step size (zolib's choice; the paper validated its
-    mixing ratio this way): train task 1 on all but ``val_fraction`` of its training images with
-    each ``zo_lr`` of ``grid``, keep the one with the best accuracy on the held-out images (ties:
-    lower loss, then smaller step), on ``seed``, and fix it for every seed and task."""
-
-    grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-    val_fraction: float = 0.2
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,8 +25,9 @@ class Profile:
     budget: str                        # expected wall time, and on what
     config: Mapping[str, Any]          # experiment fields: the training budget
     benchmarks: tuple[str, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]             # every run's, and the coarse claim map's (zolib.studies)
     per_benchmark: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    decisive_seeds: tuple[int, ...] = ()  # the claim map's calibrated points and their references (empty: seeds)
     calibration: Calibration = Calibration()
     notebooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "all" and per-notebook stems
 
@@ -47,13 +37,29 @@ class Profile:
         return resolve({**self.config, **self.per_benchmark.get(benchmark, {}), "benchmark": benchmark,
                         **overrides})
 
+    @property
+    def judged_seeds(self) -> tuple[int, ...]:
+        """The seeds of the points where the claims are judged (the calibrated ones) and of the references."""
+        return self.decisive_seeds or self.seeds
+
     def notebook_params(self, stem: str) -> dict[str, Any]:
         """The parameters this profile gives notebook ``stem`` (section ``all``, then its own)."""
         return {**self.notebooks.get("all", {}), **self.notebooks.get(stem, {})}
 
 
+# The claim map (zolib.studies): the fixed ZO steps every ZO claim is checked at (the first is the harness lr,
+# the literal setting), and the training budgets (epochs per task: MoE-Adapters4CL trains 1, DMNSP 4).
+MAP_STEPS = [0.001, 0.003, 0.01, 0.03]
+MAPPED = ("01_naive_full_zo", "02_branch_wise", "03_layer_wise", "05_mozo")
+
+
+def claim_map(budgets: list, **per_notebook: dict) -> dict[str, dict[str, Any]]:
+    """The map's parameters of each mapped notebook (``zo_lrs``, ``budgets``), with per-notebook additions."""
+    return {stem: {"zo_lrs": MAP_STEPS, "budgets": budgets, **per_notebook.get(stem, {})} for stem in MAPPED}
+
+
 # Notebook parameters shared by the larger profiles (the smoke profile reduces them for CI)
-FAMILIES = ["ZO*", "conservative", "conservative + sign"]
+FAMILIES = ["ZO*", "conservative"]
 LAYER_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
               "eval_mode_methods": ["hop-odd-vision"]}
 PEERS = {"members": list(ZO_OPTIMIZERS),
@@ -65,6 +71,7 @@ GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU
     "07_peers": {**PEERS, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
                  "memory_batch": 32},
 }
+GPU_MAP = claim_map([1, 4], **{"01_naive_full_zo": {"families": FAMILIES}, "03_layer_wise": LAYER_GRID})
 
 SMOKE = Profile(
     "smoke", "synthetic world, tiny CLIP, 2 seeds, reduced notebook grids",
@@ -72,41 +79,46 @@ SMOKE = Profile(
     config=dict(benchmark="synthetic", protocol="5-steps", batch_size=32, synthetic_train_per_class=6,
                 synthetic_test_per_class=3, warmup_steps=1, eval_batch_size=500),
     benchmarks=("synthetic",), seeds=(0, 1),
-    calibration=Calibration(grid=(1e-3, 1e-2, 1e-1)),
+    calibration=Calibration(grid=(1e-3, 1e-1), tasks=2, extend=0),
     notebooks={  # reduced grids, to stay within CI's budget
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.1], "families": ["ZO*", "conservative"]},
-        "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision"], "regimes": ["calibrated"]},
+        **{stem: {"zo_lrs": [0.001], "budgets": [1]} for stem in MAPPED},
+        "01_naive_full_zo": {"zo_lrs": [0.001, 0.1], "budgets": [1]},
+        "03_layer_wise": {"zo_lrs": [0.001], "budgets": [1], "patterns": ["hop-odd", "prefix6"], "sides": ["vision"]},
+        "05_mozo": {"zo_lrs": [0.001], "budgets": [1]},
         "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 4, "warm_steps": 5,
                                  "runs": 3, "batch_size": 16},
-        "05_mozo": {"regimes": ["calibrated"]},
         "06_memory": {"models": ["zolib-tiny"], "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
     })
 
 CPU = Profile(
-    "cpu", "synthetic world, tiny CLIP, 3 seeds, full notebook grids",
-    "the workshop run without a GPU: about an hour on 2 CPU cores (59 min measured, empty store)",
-    config=dict(benchmark="synthetic", batch_size=32, synthetic_train_per_class=40, synthetic_test_per_class=10,
-                warmup_steps=4, eval_batch_size=500),
-    benchmarks=("synthetic",), seeds=(0, 1, 2),
+    "cpu", "synthetic world, tiny CLIP, 2 + 5 seeds, the claim map at 1 epoch (and 2 for notebook 01)",
+    "the workshop run without a GPU: about an hour on 2 CPU cores",
+    # 24 training images per class (8 steps a task at batch 32) and 10 test images keep the map within 90
+    # minutes on 2 cores; the map's fixed steps run on seeds 0-1, its calibrated points and references on 0-4.
+    config=dict(benchmark="synthetic", batch_size=32, synthetic_train_per_class=24, synthetic_test_per_class=10,
+                warmup_steps=3, eval_batch_size=500),
+    benchmarks=("synthetic",), seeds=(0, 1), decisive_seeds=(0, 1, 2, 3, 4),
+    calibration=Calibration(grid=(1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)),
     notebooks={
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": FAMILIES},
-        "03_layer_wise": {**LAYER_GRID, "sides": ["vision", "language"]},
+        **claim_map([1], **{"01_naive_full_zo": {"budgets": [1, 2], "families": FAMILIES},
+                            "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision", "language"],
+                                              "eval_mode_methods": []}}),
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
                                  "warm_steps": 20},
         "06_memory": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
-        "07_peers": {**PEERS, "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
+        "07_peers": {**PEERS, "members": ["zo-sgd", "zo-adam", "forward-grad"], "cross_check": ["zo-sgd", "zo-adam"],
+                     "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
     })
 
 WORKSHOP = Profile(
-    "workshop", "CIFAR-100 (10 steps), OpenAI ViT-B/16, 20% of each task's images, 3 seeds",
+    "workshop", "CIFAR-100 (10 steps), OpenAI ViT-B/16, 20% of each task's images, 3 + 5 seeds",
     "about an hour per seed on one GPU",
     # 20% of a task is 8 steps of 128 images: warm up over 75% of them, the share of MoE-Adapters'
     # literal 30-of-40 steps on CIFAR-100, so the learning rate reaches its peak as in the paper.
     config=dict(benchmark="cifar100", batch_size=128, train_fraction=0.2, warmup_fraction=0.75, num_workers=4),
-    benchmarks=("cifar100",), seeds=(0, 1, 2),
+    benchmarks=("cifar100",), seeds=(0, 1, 2), decisive_seeds=(0, 1, 2, 3, 4),
     notebooks={
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": FAMILIES},
-        "03_layer_wise": LAYER_GRID,
+        **GPU_MAP,
         "04_gradient_variance": {"quad_samples": 2000, "samples": 64, "warm_steps": 30},
         **GPU_NOTEBOOKS,
     })
@@ -118,8 +130,10 @@ PAPER = Profile(
     benchmarks=("cifar100", "tinyimagenet", "imagenet-r"), seeds=(0, 1, 2, 3, 4),
     per_benchmark={"tinyimagenet": {"batch_size": 64}},  # MoE-Adapters4CL's TinyImageNet configs use 64
     notebooks={
-        "01_naive_full_zo": {"zo_lrs": [0.001, 0.01, 0.1], "families": ["ZO*", "ZO* + sign", *FAMILIES[1:]]},
-        "03_layer_wise": {**LAYER_GRID, "eval_mode_methods": ["hop-odd-vision", "hop-even-vision"]},
+        **claim_map([1, 4], **{"01_naive_full_zo": {"families": ["ZO*", "ZO* + sign", "conservative",
+                                                                "conservative + sign"], "q": 2},
+                               "03_layer_wise": {**LAYER_GRID, "eval_mode_methods": ["hop-odd-vision",
+                                                                                     "hop-even-vision"]}}),
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 4000, "samples": 128,
                                  "warm_steps": 30},
         **GPU_NOTEBOOKS,

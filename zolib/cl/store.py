@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import NanLossError
 from ..runtime import atomic_write_json, cache_dir, provenance
 from .config import ExperimentConfig
-from .profiles import Calibration
+from .calibration import Calibration
 
 ENTRY_POINTS = ("zolib.cl.trainer", "zolib.cl.calibration", "zolib.cl.fewshot")
 """The modules that compute what the store keeps: runs, calibrations and few-shot runs."""
@@ -170,7 +170,7 @@ class Store:
         stored = self.get_calibration(req)
         if stored is None:
             cal = req.calibration
-            stored = calibrate(req.calibration_config(), cal.grid, cal.val_fraction, progress)
+            stored = calibrate(req.calibration_config(), cal, progress)
             atomic_write_json(self.calibration_path(req), stored)
         return stored
 

@@ -143,7 +143,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
               "acc_matrix": state["acc_matrix"], "pooled": state["pooled"], "losses": state["losses"],
               "picks": state["picks"], "movement": state["movement"], "seconds": state["seconds"],
               "zo_effect": zo_effect(cfg, model, bench, tok, device, initial, final) if cfg.has_zo else None,
-              "num_tasks": bench.scenario.num_tasks, "scenario": bench.scenario.name, "world": world(cfg, bench),
+              "num_tasks": bench.scenario.num_tasks, "scenario": bench.scenario.name, "world": world(cfg, bench, model),
               "config": cfg.as_dict(), "config_key": cfg.key(), **provenance()}
     atomic_write_json(out, result)
     ckpt_path.unlink(missing_ok=True)

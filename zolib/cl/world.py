@@ -48,11 +48,28 @@ def world_check(profile: str = "smoke", seed: int = 0, store: Store | None = Non
 
 
 def fingerprint(profile: str = "smoke", seed: int = 0) -> dict[str, Any]:
-    """The world's fingerprint: the shipped weights' SHA-256 and the benchmark draw's, for ``seed``."""
-    from ..data.synthetic import GENERATOR_VERSION
-    from ..models.tiny import verified_weights
-    from .factory import load_benchmark
-    rec = verified_weights()
-    bench = load_benchmark(get_profile(profile).experiment("synthetic", seed=seed))
-    return {"weights_sha256": rec["sha256"], "weights_zero_shot": rec["zero_shot"],
-            "generator_version": GENERATOR_VERSION, "data_sha256": bench.info["data_sha256"]}
+    """The world's fingerprint. Synthetic profiles: the shipped weights' SHA-256 and the benchmark draw's,
+    for ``seed``. Real ones: for each benchmark present in the data root, the verified checksums of its
+    archive and files (:mod:`zolib.data.real`), and the weights a run would load (a local file's SHA-256
+    through ``ZOLIB_CLIP_WEIGHTS``, else open_clip's OpenAI tag; a run records the file's SHA-256)."""
+    p = get_profile(profile)
+    if p.benchmarks == ("synthetic",):
+        from ..data.synthetic import GENERATOR_VERSION
+        from ..models.tiny import verified_weights
+        from .factory import load_benchmark
+        rec = verified_weights()
+        bench = load_benchmark(p.experiment("synthetic", seed=seed))
+        return {"weights_sha256": rec["sha256"], "weights_zero_shot": rec["zero_shot"],
+                "generator_version": GENERATOR_VERSION, "data_sha256": bench.info["data_sha256"]}
+    import os
+    from pathlib import Path
+
+    from ..data.real import load_benchmark as load_real
+    from ..models.clip import file_provenance
+    local = os.environ.get("ZOLIB_CLIP_WEIGHTS")
+    out: dict[str, Any] = {"weights": file_provenance(Path(local), "local file") if local else
+                           {"source": "open_clip pretrained='openai'", "sha256": "recorded by each run when it loads"}}
+    for name in p.benchmarks:
+        cfg = p.experiment(name, seed=seed)
+        out[name] = load_real(name, protocol=cfg.protocol, download=False, progress=False).info["data"]
+    return out

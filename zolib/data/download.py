@@ -350,6 +350,14 @@ def _download(url: str, dest: Path, m: Manifest, progress: bool) -> tuple[Path, 
     return Path(tmp), h.hexdigest(), n
 
 
+def extracted_md5(folder: str | Path) -> str | None:
+    """The md5 of the verified archive an unpacked dataset folder came from (written when it was unpacked)."""
+    try:
+        return (Path(folder) / _MARKER).read_text().strip()
+    except OSError:
+        return None
+
+
 def _is_extracted(m: Manifest, root: str | Path | None) -> bool:
     marker = extracted_dir(m, root) / _MARKER
     try:

@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from zolib.data.benchmark import Benchmark, Scenario
-from zolib.data.download import check_inner, prepare
+from zolib.data.download import check_inner, extracted_md5, prepare
 from zolib.data.manifests import Manifest, load_manifest
 from zolib.data.scenarios import make_scenario
 from zolib.data.transforms import clip_eval_transform, clip_train_transform
@@ -56,13 +56,17 @@ class FileImages(Dataset):
 
 def _benchmark(m: Manifest, train: Dataset, test: Dataset, train_y: np.ndarray, test_y: np.ndarray,
                class_names: list[str], scenario: Scenario, folder: Path, **info) -> Benchmark:
+    data = {"dataset": m.name, "archive": m.filename, "archive_md5": extracted_md5(folder),
+            "checked": "the archive's md5 before it was unpacked" + (" and each listed file's before it was read"
+                                                                     if m.inner_md5 else ""),
+            "inner_md5": dict(m.inner_md5)}
     return Benchmark(
         name=m.name, train=train, test=test,
         train_targets=np.asarray(train_y, dtype=np.int64), test_targets=np.asarray(test_y, dtype=np.int64),
         class_names=class_names, template=m.template, scenario=scenario,
         info={"folder": str(folder), "split": dict(m.split), "class_order_source": m.class_order_source,
               "class_names_source": m.class_names_source, "scenario": scenario.name,
-              "num_train": len(train_y), "num_test": len(test_y), **info},
+              "num_train": len(train_y), "num_test": len(test_y), "data": data, **info},
     )
 
 

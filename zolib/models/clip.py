@@ -8,6 +8,7 @@ synthetic captions (:mod:`zolib.models.tiny`).
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -88,21 +89,57 @@ def load_clip(name: str = "ViT-B-16", pretrained: Literal["openai", "synthetic",
     if pretrained == "synthetic":
         if name != TINY:
             raise ZolibError(f"pretrained='synthetic' exists only for {TINY}; use 'openai' or 'none' for {name}")
-        return pretrained_tiny_clip(device=device)
-    if pretrained == "openai" and name == TINY:
-        raise ZolibError(f"{TINY} has no OpenAI weights; use pretrained='synthetic' or 'none'")
+        model = pretrained_tiny_clip(device=device)
+        from .tiny import WEIGHTS, weights_record
+        model.weights_provenance = {"source": "shipped with zolib", "path": str(WEIGHTS),
+                                    "sha256": weights_record()["sha256"]}
+        return model
+    weights = weights or (os.environ.get("ZOLIB_CLIP_WEIGHTS") if pretrained == "openai" else None)
+    if pretrained == "openai" and name == TINY and not weights:
+        raise ZolibError(f"{TINY} has no OpenAI weights; use pretrained='synthetic' or 'none', or a local file")
     if pretrained == "none":
         model = random_clip(name)
+        provenance = {"source": "random (pretrained=none)", "path": None, "sha256": None}
     else:
-        weights = weights or os.environ.get("ZOLIB_CLIP_WEIGHTS")
         if weights is not None and not Path(weights).is_file():
             raise ZolibError(f"weights file {weights} does not exist; download {OPENAI_URL} and pass its path")
         try:
             model = open_clip.create_model(name, pretrained=str(weights) if weights else "openai",
-                                           force_quick_gelu=True)
+                                           force_quick_gelu=name != TINY)
         except Exception as err:  # network and hub errors come in many types
             raise _openai_missing(err) from err
+        provenance = file_provenance(Path(weights), "local file") if weights else _openai_provenance(name)
+    model.weights_provenance = provenance
     return model.to(device).eval()
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime: float) -> str:
+    """SHA-256 of a weights file (cached per path, size and modification time: hundreds of MB)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_provenance(path: Path, source: str) -> dict:
+    """``{"source", "path", "sha256"}`` of a weights file."""
+    if not path.is_file():
+        raise ZolibError(f"weights file {path} does not exist; download {OPENAI_URL} and pass its path")
+    st = path.stat()
+    return {"source": source, "path": str(path.resolve()), "sha256": _sha256(str(path.resolve()), st.st_size,
+                                                                             st.st_mtime)}
+
+
+def _openai_provenance(name: str) -> dict:
+    """The open_clip tag and the cached file open_clip read the OpenAI weights from (already downloaded:
+    the model just loaded from it)."""
+    from open_clip import pretrained
+    cfg = pretrained.get_pretrained_cfg(name, "openai")
+    path = Path(pretrained.download_pretrained(cfg))
+    return {**file_provenance(path, "open_clip pretrained='openai'"), "url": cfg.get("url") or cfg.get("hf_hub")}
 
 
 def tokenizer(name: str):

@@ -24,6 +24,7 @@ Dual's control is the frozen model.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..analysis.runs import AllRuns
@@ -58,22 +59,73 @@ def references() -> Study:
     return {FO: {"method": "fo"}, FROZEN: {"method": "frozen"}}
 
 
+@dataclass(frozen=True)
+class Point:
+    """One point of the claim map: a ZO step (a number, or the calibrated one) and a training budget
+    (``epochs`` per task). The literal regime is the point (harness lr, the profile's epochs)."""
+
+    step: float | str
+    epochs: int
+
+    @property
+    def label(self) -> str:
+        """``"zo_lr 0.01, 1 epoch"`` or ``"calibrated, 4 epochs"``."""
+        step = CALIBRATED if self.step == CALIBRATED else f"zo_lr {self.step:g}"
+        return f"{step}, {budget_label(self.epochs)}"
+
+    @property
+    def calibrated(self) -> bool:
+        return self.step == CALIBRATED
+
+
+def budget_label(epochs: int) -> str:
+    return f"{epochs} epoch" + ("s" if epochs != 1 else "")
+
+
+def at(label: str, where: "Point | int") -> str:
+    """A run label at a point (``"Dual @ zo_lr 0.01, 1 epoch"``) or, for a reference, at a budget
+    (``"FO @ 4 epochs"``)."""
+    return f"{label} @ {where.label if isinstance(where, Point) else budget_label(where)}"
+
+
+def points(params: Params) -> list[Point]:
+    """The claim map of a notebook: each step of ``zo_lrs`` and the calibrated one, at each budget of ``budgets``."""
+    return [Point(float(s) if s != CALIBRATED else s, int(b)) for b in params["budgets"]
+            for s in [*params["zo_lrs"], CALIBRATED]]
+
+
+def mapped(label: str, overrides: Mapping[str, Any], params: Params) -> Study:
+    """``label`` at every point of :func:`points`: the fixed steps on the profile's seeds (the coarse map),
+    the calibrated step on its decisive seeds (where the claims are judged)."""
+    p = get_profile(params["profile"])
+    return {at(label, pt): {**overrides, "zo_lr": pt.step, "epochs": pt.epochs,
+                            "seeds": p.judged_seeds if pt.calibrated else p.seeds} for pt in points(params)}
+
+
+def per_budget(label: str, overrides: Mapping[str, Any], params: Params) -> Study:
+    """A reference (FO, frozen, a control) at each budget of ``budgets``, on the decisive seeds: every
+    point of that budget is compared with it."""
+    seeds = get_profile(params["profile"]).judged_seeds
+    return {at(label, int(b)): {**overrides, "epochs": int(b), "seeds": seeds} for b in params["budgets"]}
+
+
 def requests(profile: str | Profile, study: Mapping[str, Mapping[str, Any]], benchmarks: Iterable[str] | None = None,
              seeds: Iterable[int] | None = None) -> dict[tuple[str, str, int], Request]:
     """``{(label, benchmark, seed): Request}`` of ``study`` on the profile's benchmarks and seeds (a
-    label with ``fewshot`` = ``(shots, queries)`` asks for few-shot runs)."""
+    label with ``fewshot`` = ``(shots, queries)`` asks for few-shot runs; one with ``seeds`` runs on those)."""
     p = get_profile(profile)
     out = {}
     for label, overrides in study.items():
         values = dict(overrides)
         shots_queries = values.pop("fewshot", None)
+        own_seeds = values.pop("seeds", None)
         calibrated = values.get("zo_lr") == CALIBRATED
         if calibrated:
             values.pop("zo_lr")
         elif isinstance(values.get("zo_lr"), str):
             raise ZolibError(f"{label}: zo_lr must be a number or {CALIBRATED!r}, got {values['zo_lr']!r}")
         for benchmark in benchmarks or p.benchmarks:
-            for seed in seeds if seeds is not None else p.seeds:
+            for seed in own_seeds if own_seeds is not None else seeds if seeds is not None else p.seeds:
                 cfg = p.experiment(benchmark, seed=seed, **values)
                 out[(label, benchmark, seed)] = Request(cfg, p.calibration if calibrated else None,
                                                         tuple(shots_queries) if shots_queries else None)

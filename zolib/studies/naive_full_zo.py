@@ -1,4 +1,4 @@
-"""Notebook 01 (naive full ZO): FO, frozen, and Dual ZO under each update rule over a sweep of ZO steps."""
+"""Notebook 01 (naive full ZO): FO, frozen, and Dual ZO under each update rule, over the claim map."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,121 +7,121 @@ from .. import claims
 from ..analysis import dynamics
 from ..analysis.runs import AllRuns, Runs, metric
 from ..analysis.stats import paired
-from ..cl.profiles import Profile, get_profile
+from ..cl.profiles import Profile
 from ..errors import ZolibError
-from . import CALIBRATED, FO, FROZEN, Notebook, Params, Study, references, register
+from . import (CALIBRATED, FO, FROZEN, Notebook, Params, Point, Study, at, mapped, per_budget, points, register)
 
 FAMILIES: dict[str, dict[str, Any]] = {
     "ZO*": {"rule": "aggressive", "sign": "none"},
     "ZO* + sign": {"rule": "aggressive", "sign": "elementwise"},
     "conservative": {"rule": "conservative", "sign": "none"},
-    "conservative + sign": {"rule": "conservative", "sign": "elementwise"},  # q = q_sign (>= 2: see ZOConfig.degeneracy)
+    "conservative + sign": {"rule": "conservative", "sign": "elementwise"},
 }
-"""Notebook 01's Dual ZO update rules, by name."""
+"""Notebook 01's Dual ZO update rules, by name; every one runs with the notebook's ``q`` directions, so
+rules are compared like with like (a sign rule needs q >= 2 to use its estimate: ZOConfig.degeneracy)."""
 SIGN_PAIRS = (("ZO*", "ZO* + sign"), ("conservative", "conservative + sign"))
 
 
-def sweep_label(family: str, lr: float | str) -> str:
-    """Label of a Dual run of the sweep: ``"Dual ZO*, zo_lr 0.01"`` or ``"Dual ZO*, calibrated"``."""
-    return f"Dual {family}, zo_lr {lr:g}" if not isinstance(lr, str) else f"Dual {family}, {lr}"
-
-
-def step_name(step: float | str) -> str:
-    """``0.01`` -> ``"0.01"``; the calibrated step -> ``"calibrated"``."""
-    return step if isinstance(step, str) else f"{step:g}"
+def dual(family: str) -> str:
+    return f"Dual {family}"
 
 
 @register
 class NaiveFullZO(Notebook):
     stem = "01_naive_full_zo"
-    allow_divergence = True  # a run whose loss turns NaN is a result here: the sweep looks for divergence
+    allow_divergence = True  # a run whose loss turns NaN is a result here: the map looks for divergence
 
     def study(self, params: Params) -> Study:
-        """FO, frozen, and Dual ZO with each rule of ``families`` (:data:`FAMILIES`) over the ZO step sizes
-        ``zo_lrs``, plus each at its calibrated step. Conservative + sign uses ``q_sign`` directions (with
-        one, its candidates ignore the estimate). ``zo_lrs`` must hold the harness lr (the literal step)."""
-        harness = get_profile(params["profile"]).experiment().lr
-        if harness not in params["zo_lrs"]:
-            raise ZolibError(f"zo_lrs must include the harness lr {harness:g} (the literal setting); "
-                             f"got {params['zo_lrs']}")
-        study = references()
+        """FO and frozen at each budget, and Dual ZO with each rule of ``families`` (:data:`FAMILIES`, all with
+        ``q`` directions) at every point of the claim map (:func:`zolib.studies.points`)."""
+        study: Study = {}
+        for ref, method in ((FO, "fo"), (FROZEN, "frozen")):
+            study.update(per_budget(ref, {"method": method}, params))
         for family in params["families"]:
             if family not in FAMILIES:
                 raise ZolibError(f"unknown rule family {family!r}; valid: {', '.join(FAMILIES)}")
-            rule = {"method": "dual", **FAMILIES[family], "q": params["q_sign"] if family == "conservative + sign" else 1}
-            for lr in params["zo_lrs"]:
-                study[sweep_label(family, lr)] = {**rule, "zo_lr": float(lr)}
-            study[sweep_label(family, CALIBRATED)] = {**rule, "zo_lr": CALIBRATED}
+            study.update(mapped(dual(family), {"method": "dual", **FAMILIES[family], "q": params["q"]}, params))
         return study
 
-    @staticmethod
-    def steps(params: Params) -> list[float | str]:
-        """The sweep's steps, then the calibrated one."""
-        return [*params["zo_lrs"], CALIBRATED]
+    def panels(self, by_label: Mapping[str, Runs], params: Params, epochs: int) -> dict[str, dict[str, Runs]]:
+        """Per step of the map at budget ``epochs``: FO, frozen and Dual under each rule (``{step: {line: runs}}``)."""
+        return {_step(pt): {FO: by_label[at(FO, epochs)], FROZEN: by_label[at(FROZEN, epochs)],
+                            **{dual(f): by_label[at(dual(f), pt)] for f in params["families"]}}
+                for pt in points(params) if pt.epochs == epochs}
 
     @staticmethod
-    def lines(params: Params) -> dict[str, list[str]]:
-        """``{line label: [run label at each step of zo_lrs]}``: the lines of "Last against the ZO step"."""
-        return {f"Dual {f}": [sweep_label(f, lr) for lr in params["zo_lrs"]] for f in params["families"]}
+    def lines(params: Params, epochs: int) -> dict[str, list[str]]:
+        """``{line: [run label at each fixed step]}`` of "Last against the ZO step" at budget ``epochs``."""
+        return {dual(f): [at(dual(f), Point(float(s), epochs)) for s in params["zo_lrs"]] for f in params["families"]}
 
-    def panels(self, by_label: Mapping[str, Runs], params: Params) -> dict[str, dict[str, Runs]]:
-        """Per step of the sweep: FO, frozen and Dual under each rule (``{step: {line label: runs}}``)."""
-        return {step_name(step): {FO: by_label[FO], FROZEN: by_label[FROZEN],
-                                  **{f"Dual {f}": by_label[sweep_label(f, step)] for f in params["families"]}}
-                for step in self.steps(params)}
-
-    def readings(self, by_label: Mapping[str, Runs], params: Params):
-        """What the ZO units did at each (rule, step) (:func:`zolib.analysis.dynamics.sweep_map`): one row per
-        run with its reading (diverged / collapsed / holds / inert), oscillation, the ZO step it used and the
-        relative movement of its ZO units per branch."""
+    def readings(self, runs: AllRuns, params: Params):
+        """Where each rule sits at each point (:func:`zolib.analysis.dynamics.state`: inert, acts and holds,
+        collapses), with its oscillation, the ZO step it used and how far its ZO units moved per branch."""
         import pandas as pd
-        entries = {sweep_label(f, s): {"rule": f, "zo_lr": s} for f in params["families"] for s in self.steps(params)}
-        table = pd.DataFrame(dynamics.sweep_map(by_label, FROZEN, entries))
-        table["zo_lr used"] = [next(iter(by_label[l].values()))["config"]["zo"]["zo_lr"] for l in table.label]
-        table["moved (vision, text)"] = [tuple(round(v, 4) for v in dynamics.moved(by_label[l]).values())
-                                         for l in table.label]
-        return table
-
-    @staticmethod
-    def describe(readings) -> list[str]:
-        """One line per rule and reading: where it diverged, collapsed, held or stayed inert, and where it
-        oscillates (loss jumps above :data:`zolib.analysis.dynamics.OSCILLATES` times the frozen model's)."""
-        lines = []
-        for rule, part in readings.groupby("rule", sort=False):
-            for reading in ("diverged", "collapsed", "holds", "inert"):
-                where = [step_name(r.zo_lr) for r in part.itertuples() if r.reading == reading]
-                if where:
-                    lines.append(f"Dual {rule} {reading} at zo_lr {', '.join(where)}")
-            osc = [step_name(r.zo_lr) for r in part.itertuples() if r.oscillates]
-            lines.append(f"Dual {rule} oscillates (loss jumps > {dynamics.OSCILLATES}x the frozen model's) at: "
-                         f"{', '.join(osc) or 'no step size'}")
-        return lines
+        rows = []
+        for bench, by_label in runs.items():
+            for pt in points(params):
+                frozen = by_label[at(FROZEN, pt.epochs)]
+                for f in params["families"]:
+                    label = at(dual(f), pt)
+                    run = by_label[label]
+                    state, why = dynamics.state(run, frozen)
+                    ok = {s: r for s, r in run.items() if not r.get("diverged")}
+                    rows.append({"benchmark": bench, "label": label, "rule": f, "point": pt.label, "epochs": pt.epochs,
+                                 "zo_lr": pt.step, "zo_lr used": next(iter(run.values()))["config"]["zo"]["zo_lr"],
+                                 "seeds": len(run), "state": state, "why": why,
+                                 "gain_over_frozen": _median_gain(run, frozen), "zo_flips": dynamics.flips(run),
+                                 "oscillation": dynamics.oscillation(ok, frozen),
+                                 "kept_theta": dynamics.pick_shares(run).get("0", float("nan")),
+                                 "moved (vision, text)": tuple(round(v, 4) for v in dynamics.moved(run).values())})
+        return pd.DataFrame(rows)
 
     def sign_help(self, runs: AllRuns, params: Params):
-        """Sign normalisation against the same rule without it, at each step: the paired difference in Last
-        (a row per benchmark, rule and step, where both the rule and its + sign variant ran)."""
+        """Sign normalisation against the same rule without it (both with ``q`` directions), at each point:
+        the paired difference in Last, where both the rule and its + sign variant ran."""
         import pandas as pd
         rows = []
         for bench, by_label in runs.items():
             for base, signed in SIGN_PAIRS:
                 if base in params["families"] and signed in params["families"]:
-                    for step in self.steps(params):
-                        a, b = by_label[sweep_label(signed, step)], by_label[sweep_label(base, step)]
+                    for pt in points(params):
+                        a, b = by_label[at(dual(signed), pt)], by_label[at(dual(base), pt)]
                         p = paired(metric(a, "last"), metric(b, "last"))
-                        rows.append({"benchmark": bench, "rule": base, "zo_lr": step,
-                                     "sign minus no sign (Last)": p.mean_diff, "ci_low": p.ci_low,
-                                     "ci_high": p.ci_high, "p": p.p_value,
-                                     "sign acted": dynamics.flips(a) >= dynamics.ZO_ACTED})
+                        rows.append({"benchmark": bench, "rule": base, "point": pt.label,
+                                     "sign minus no sign (Last)": p.mean_diff, "ci_low": p.ci_low, "ci_high": p.ci_high,
+                                     "p": p.p_value, "seeds": p.n, "sign acted": dynamics.flips(a) >= dynamics.ZO_ACTED})
         return pd.DataFrame(rows)
 
     def claims(self, runs: AllRuns, params: Params, profile: Profile, **measured: Any) -> list:
-        """Conservative Dual in each regime; the stability claim over the sweep's fixed steps (literal)."""
-        harness = profile.experiment().lr
+        """At every point: conservative Dual against FO and against the frozen model; per budget, over the
+        fixed steps: ZO* less stable than conservative (needs both rules)."""
         verdicts = []
-        for bench, by_label in runs.items():
-            sweep = {lr: {"aggressive": sweep_label("ZO*", lr), "conservative": sweep_label("conservative", lr)}
-                     for lr in params["zo_lrs"]}
-            for regime, step in (("literal", harness), ("calibrated", CALIBRATED)):
-                verdicts += claims.naive_full_zo(by_label, FO, FROZEN, sweep_label("conservative", step),
-                                                 sweep if regime == "literal" else {}, regime)
+        fams = params["families"]
+        for by_label in runs.values():
+            for pt in points(params):
+                fo, frozen = at(FO, pt.epochs), at(FROZEN, pt.epochs)
+                if "conservative" in fams:
+                    verdicts += claims.naive_full_zo(by_label, fo, frozen, at(dual("conservative"), pt), pt.label,
+                                                     states=self.states(by_label, params))
+            if {"ZO*", "conservative"} <= set(fams):
+                for epochs in params["budgets"]:
+                    sweep = {s: {"aggressive": at(dual("ZO*"), Point(float(s), epochs)),
+                                 "conservative": at(dual("conservative"), Point(float(s), epochs))}
+                             for s in params["zo_lrs"]}
+                    verdicts += claims.stability(by_label, sweep, f"fixed steps, {epochs} epoch" + "s" * (epochs != 1))
         return verdicts
+
+    def states(self, by_label: Mapping[str, Runs], params: Params) -> dict[str, str]:
+        """The map state of every Dual run (:func:`zolib.analysis.dynamics.state`)."""
+        return {at(dual(f), pt): dynamics.state(by_label[at(dual(f), pt)], by_label[at(FROZEN, pt.epochs)])[0]
+                for f in params["families"] for pt in points(params)}
+
+
+def _step(pt: Point) -> str:
+    return CALIBRATED if pt.calibrated else f"{pt.step:g}"
+
+
+def _median_gain(run: Runs, frozen: Runs) -> float:
+    from statistics import median
+    gains = [r["last"] - frozen[s]["last"] for s, r in run.items() if r.get("last") is not None and s in frozen]
+    return median(gains) if gains else float("nan")

@@ -14,7 +14,7 @@ PROMPT_METHODS = {"CoOp": "coop", "prompt ZO-SGD": "prompt-zo-sgd", "prompt CMA-
                   "SharpZO": "sharpzo"}
 """Label -> method of SharpZO and its baselines."""
 FEWSHOT_METHODS = ("frozen", *PROMPT_METHODS.values())
-COST_COLUMNS = ("peak_bytes", "peak / FO", "forwards", "step_over_forward")
+COST_COLUMNS = ("peak_bytes", "optimizer_state_bytes", "peak / FO", "forwards", "step_over_forward")
 
 
 def family_label(member: str, backend: str = "zolib") -> str:
