@@ -60,3 +60,11 @@ def test_means_get_the_same_interval():
     mean, lo, hi = mean_ci([3.0, 1.0, 4.0, 1.0, 5.0])
     assert mean == 2.8 and (lo, hi) == pytest.approx(t_interval([3.0, 1.0, 4.0, 1.0, 5.0]))
     assert math.isnan(mean_ci([1.0])[1])
+
+
+def test_equal_values_get_their_mean_as_both_bounds_never_a_bound_past_the_mean():
+    # equal up to float rounding (as accuracies summed in different orders are): the first value is
+    # not the mean, and an interval from it would put a bound on the wrong side (negative error bars)
+    values = [30.000000000001, 30.0, 30.0]
+    mean, lo, hi = mean_ci(values)
+    assert lo <= mean <= hi and lo == hi == mean

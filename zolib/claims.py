@@ -135,6 +135,8 @@ def above(claim: str, reported: str, a_name: str, a: Mapping[int, float], b_name
     shift = p.n >= 2 and math.isnan(p.p_value) and not any(math.isnan(x) for x in (*p.a, *p.b))
     if v == "inconclusive" and shift:
         measured += "; the same difference in every seed, so no spread to test it against"
+    elif v == "inconclusive" and p.n >= 2 and p.p_value == 1.0 and p.detectable == 0:
+        measured += "; the two are identical in every seed"
     elif v == "inconclusive" and math.isfinite(p.detectable):
         measured += f"; its seeds could detect a difference of {p.detectable:.3g} or more (80% power)"
     if note:

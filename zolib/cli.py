@@ -1,4 +1,4 @@
-"""The ``zolib`` command line: experiment, sweep, notebooks, info, data, world, profiles.
+"""The ``zolib`` command line: experiment, sweep, notebooks, info, data, world, profiles, store.
 
 Every bad value exits with status 2 and one line that lists the valid values; a
 :class:`~zolib.errors.ZolibError` raised anywhere is printed the same way, never as a
@@ -206,6 +206,31 @@ def _run_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_store(sub) -> None:
+    p = sub.add_parser("store", help="check the run store: every entry parses, its key matches, its code is known")
+    p.add_argument("action", choices=["verify"], help="verify: count the entries, list the bad ones")
+    p.add_argument("--store", default=None, help="run store folder (default $ZOLIB_STORE, else ~/.cache/zolib/store)")
+    p.add_argument("--repair", action="store_true", help="move the bad entries to quarantine/ (they are then recomputed)")
+    p.set_defaults(func=_run_store)
+
+
+def _run_store(args: argparse.Namespace) -> int:
+    from .cl.store import Store
+    store = Store(Path(args.store).expanduser() if args.store else None)
+    if not store.root.is_dir():
+        raise ZolibError(f"no run store at {store.root}; give --store or set ZOLIB_STORE")
+    r = store.verify(repair=args.repair)
+    print(f"store {r['root']} (this zolib's code hash {r['code_hash']}): {r['current']} sound entries of this code, "
+          f"{r['other code']} of other zolib versions (kept, not served), {len(r['bad'])} bad"
+          + (" (moved to quarantine/)" if args.repair and r["bad"] else "")
+          + f"; {r['checkpoints']} unfinished runs, {r['locks']} locks, {r['temporary files']} temporary files")
+    for bad in r["bad"]:
+        print(f"  BAD {bad['path']}: {bad['why']}")
+    if r["bad"] and not args.repair:
+        print("  run `zolib store verify --repair` to move them to quarantine/; the next sweep computes them again")
+    return 1 if r["bad"] and not args.repair else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``zolib`` parser."""
     from .data.cli import add_data_parser
@@ -216,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     _add_world(sub)
     _add_profiles(sub)
+    _add_store(sub)
     try:
         from .notebooks import add_notebooks_parser, add_sweep_parser
     except ImportError:  # the notebook runner needs papermill (pip install -e .[dev])

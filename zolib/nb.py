@@ -195,4 +195,6 @@ def setup(notebook: str, profile: str, **params: Any) -> Session:
     os.environ.setdefault("TQDM_MININTERVAL", "5")
     seed_everything(0)
     setup_style()
+    import pandas as pd
+    pd.set_option("display.max_colwidth", None)  # a verdict table shows its whole text, reasons included
     return Session(notebook, p, {"profile": profile, **params})

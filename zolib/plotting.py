@@ -103,7 +103,7 @@ def plot_losses(ax, runs: dict, window: int = 1, styles: dict | None = None, ref
 
 
 def plot_accuracy_curves(ax, runs: dict, styles: dict | None = None, reference: str | None = None) -> None:
-    """Pooled accuracy on all seen classes after each task, mean over seeds with its 95% bootstrap
+    """Pooled accuracy on all seen classes after each task, mean over seeds with its 95% t
     interval (band), one line per label of ``runs`` (``{label: {seed: result}}``). ``reference``
     (the frozen model: its accuracy falls as the label space grows) is drawn grey and dashed."""
     import numpy as np
@@ -125,6 +125,14 @@ def plot_accuracy_curves(ax, runs: dict, styles: dict | None = None, reference: 
     ax.legend()
 
 
+def _yerr(mean, lo, hi):
+    """Error-bar lengths below and above ``mean`` for an interval ``[lo, hi]``: 0 where there is no
+    interval (NaN: one seed) and never negative (a bound that float rounding put past the mean)."""
+    import numpy as np
+    mean, lo, hi = (np.asarray(v, dtype=float) for v in (mean, lo, hi))
+    return np.clip(np.nan_to_num(np.array([mean - lo, hi - mean])), 0, None)
+
+
 def bars_with_ci(ax, table, x: str, metric: str, hue: str | None = None, order=None, hue_order=None) -> None:
     """Bars of ``metric`` (mean over seeds) with its 95% interval (columns ``<metric>_lo``/``_hi`` of
     :meth:`zolib.nb.Session.summary`) as error bars, labelled with the mean."""
@@ -137,8 +145,7 @@ def bars_with_ci(ax, table, x: str, metric: str, hue: str | None = None, order=N
         part = part.set_index(x).reindex(order)
         pos = np.arange(len(order)) + (i - (len(hues) - 1) / 2) * width
         mean, lo, hi = part[metric].to_numpy(float), part[f"{metric}_lo"].to_numpy(float), part[f"{metric}_hi"].to_numpy(float)
-        err = np.array([mean - lo, hi - mean])
-        bars = ax.bar(pos, mean, width, label=h, yerr=np.where(np.isnan(err), 0, err), capsize=3)
+        bars = ax.bar(pos, mean, width, label=h, yerr=_yerr(mean, lo, hi), capsize=3)
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in mean], fontsize=7, padding=2)
     ax.set_xticks(np.arange(len(order)), order)
     if hue:
@@ -186,8 +193,8 @@ def metric_vs_step(table, lines: dict, steps: list, references: dict):
     for ax, metric in zip(axes, ("last", "avg")):
         for name, labels in lines.items():
             rows = table.loc[labels]
-            err = np.array([rows[metric] - rows[f"{metric}_lo"], rows[f"{metric}_hi"] - rows[metric]])
-            line = ax.errorbar(steps, rows[metric], yerr=np.nan_to_num(err), fmt="o-", capsize=3, label=name)
+            err = _yerr(rows[metric], rows[f"{metric}_lo"], rows[f"{metric}_hi"])
+            line = ax.errorbar(steps, rows[metric], yerr=err, fmt="o-", capsize=3, label=name)
             gone = [s for s, l in zip(steps, labels) if table.loc[l, "diverged"] > 0]
             if gone:
                 ax.plot(gone, [0] * len(gone), "X", ms=10, color=line[0].get_color(), clip_on=False,
@@ -413,6 +420,7 @@ def claim_map(records: list):
 
     from matplotlib.patches import Patch
     claims = list(dict.fromkeys(r["claim"] for r in records))
+    records = [{**r, "regime": r["regime"] or "measured (no ZO step)"} for r in records]
     points = list(dict.fromkeys(r["regime"] for r in records))
     cell = {(r["claim"], r["regime"]): r for r in records}
     fig, ax = plt.subplots(figsize=(1.9 * len(points) + 4.5, 0.62 * len(claims) + 1.6))
@@ -432,7 +440,7 @@ def claim_map(records: list):
     ax.tick_params(length=0)
     ax.legend(handles=[Patch(color=c, label=v, ec="#999999") for v, c in VERDICT_COLOURS.items()],
               fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="verdict", title_fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # room for the caller's suptitle
     return fig
 
 
@@ -474,7 +482,7 @@ def accuracy_memory(table, memory_batch: int, seeds: int):
     t = table.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(9, 5))
     x = t["peak / FO"].to_numpy(float)
-    err = np.nan_to_num(np.array([t["last"] - t.last_lo, t.last_hi - t["last"]]))
+    err = _yerr(t["last"], t.last_lo, t.last_hi)
     ax.errorbar(x, t["last"], yerr=err, fmt="o", capsize=3, color="tab:blue")
     ax.set_xscale("log")
     annotate_points(ax, list(x), list(t["last"]), list(t.label))

@@ -63,13 +63,13 @@ class Paired:
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The t interval of the mean of ``values`` (NaN, NaN with fewer than 2 values or a NaN; the value
-    itself, twice, when all are equal)."""
+    mean, twice, when all are equal: never a bound on the wrong side of the mean by float rounding)."""
     from scipy.stats import t
     x = np.asarray(values, dtype=float)
     if len(x) < 2 or np.isnan(x).any():
         return math.nan, math.nan
     if constant(x):
-        return float(x[0]), float(x[0])
+        return float(x.mean()), float(x.mean())
     half = float(t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return float(x.mean()) - half, float(x.mean()) + half
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -109,7 +111,16 @@ class Request:
 
 
 class Store:
-    """Runs and calibrations on disk (see the module docstring)."""
+    """Runs and calibrations on disk (see the module docstring).
+
+    Reading an entry that does not parse, or whose key does not match what it should hold (a truncated copy,
+    a disk that filled up, a hand edit), moves it to ``quarantine/`` (kept for inspection), says so in one
+    line on stderr, and treats it as missing: that piece is computed again and nothing else is touched.
+    Every piece is computed under its lock (:mod:`zolib.cl.locks`), so two sweeps on one store never compute
+    the same piece at the same time: the second waits for the first's result.
+    """
+
+    POLL = 2.0  # seconds between looks at a piece another sweep is computing
 
     def __init__(self, root: str | Path | None = None):
         root = root or os.environ.get("ZOLIB_STORE")
@@ -118,28 +129,99 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
+    # ------------------------------------------------------------------ reading, quarantine, locks
+    def quarantine(self, path: Path, why: str) -> Path:
+        """Move the bad entry ``path`` to ``quarantine/<kind>/`` and say so in one line; returns where it went."""
+        dest = self.root / "quarantine" / path.parent.name / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, dest)
+        except FileNotFoundError:  # another sweep moved it first
+            return dest
+        sys.stderr.write(f"zolib: store: {path} {why}; moved to {dest}; it will be computed again\n")
+        return dest
+
+    def _read(self, path: Path, check) -> dict[str, Any] | None:
+        """The entry at ``path`` if it exists and is sound (``check(data)`` says why not, or ""), else None."""
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        text = ""
+        try:
+            text = raw.decode()
+            data = json.loads(text)
+            why = "is not a JSON object" if not isinstance(data, dict) else check(data)
+        except ValueError as err:  # JSONDecodeError, a bad UTF-8 byte
+            why = f"does not parse ({'empty' if not raw.strip() else type(err).__name__ + ': ' + str(err)[:80]})"
+        if why:
+            self.quarantine(path, why)
+            return None
+        return data
+
+    @staticmethod
+    def _keyed(key: str):
+        def check(data: dict) -> str:
+            got = data.get("config_key")
+            return "" if got == key else f"holds the result of config {got!r}, not of {key!r}"
+        return check
+
+    def lock(self, path: Path):
+        """The lock of the piece stored at ``path`` (:class:`zolib.cl.locks.PieceLock`)."""
+        from .locks import PieceLock
+        return PieceLock(self.root / "locks", f"{path.parent.name}-{path.stem}")
+
+    def _once(self, path: Path, read, compute) -> dict[str, Any]:
+        """``read()``'s entry, else ``compute()`` under the piece's lock, written at ``path``; while another
+        process holds the lock, wait for its result (or for its lock to go stale)."""
+        while True:
+            got = read()
+            if got is not None:
+                return got
+            lock = self.lock(path)
+            if lock.acquire():
+                with lock:
+                    got = read()  # finished by another sweep between our read and our lock
+                    if got is None:
+                        start = time.time()
+                        got = compute()
+                        atomic_write_json(path, got)
+                        _trace(path, start)
+                    return got
+            time.sleep(self.POLL)
+
     # ------------------------------------------------------------------ runs
     def run_path(self, cfg: ExperimentConfig) -> Path:
         return self.root / "runs" / f"{cfg.key()}-{code_hash()}.json"
 
     def get(self, cfg: ExperimentConfig) -> dict[str, Any] | None:
-        """The stored result of ``cfg``, or None."""
-        path = self.run_path(cfg)
-        return json.loads(path.read_text()) if path.exists() else None
+        """The stored result of ``cfg``, or None (a bad entry is quarantined: see the class docstring)."""
+        return self._read(self.run_path(cfg), self._keyed(cfg.key()))
 
     def run(self, cfg: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
         """The stored result of ``cfg``, running (or resuming) it first if needed."""
-        from .trainer import run_experiment
-        stored = self.get(cfg)
-        if stored is not None:
-            return stored
         path = self.run_path(cfg)
+        return self._once(path, lambda: self.get(cfg), lambda: self._run(cfg, path, progress))
+
+    def _run(self, cfg: ExperimentConfig, path: Path, progress: bool) -> dict[str, Any]:
+        from .trainer import run_experiment
+        self._check_checkpoint(path.with_name(path.name + ".ckpt"))
         try:
             return run_experiment(cfg, path, progress=progress)
         except NanLossError as err:
-            record = self._diverged(cfg, path, err)
-            atomic_write_json(path, record)
-            return record
+            return self._diverged(cfg, path, err)
+
+    def _check_checkpoint(self, ckpt: Path) -> None:
+        """Quarantine an unfinished run's checkpoint that does not load: the run then starts over."""
+        if not ckpt.exists():
+            return
+        import torch
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            if not isinstance(state, dict) or "acc_matrix" not in state:
+                raise ValueError("not a zolib checkpoint")
+        except Exception as err:  # truncated zip, pickle errors, ...: all mean "not usable"
+            self.quarantine(ckpt, f"does not load ({type(err).__name__})")
 
     @staticmethod
     def _diverged(cfg: ExperimentConfig, path: Path, err: Exception) -> dict[str, Any]:
@@ -155,44 +237,46 @@ class Store:
 
     # ------------------------------------------------------------------ calibrations
     def calibration_path(self, req: Request) -> Path:
+        return self.root / "calibrations" / f"{self._calibration_key(req)}-{code_hash()}.json"
+
+    @staticmethod
+    def _calibration_key(req: Request) -> str:
         cfg = req.calibration_config()
         blob = json.dumps({"config": cfg.replace(zo_lr=None).key(), "calibration": asdict(req.calibration)},
                           sort_keys=True)
-        return self.root / "calibrations" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}-{code_hash()}.json"
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def get_calibration(self, req: Request) -> dict[str, Any] | None:
-        path = self.calibration_path(req)
-        return json.loads(path.read_text()) if path.exists() else None
+        """The stored calibration of ``req``, or None (a bad entry is quarantined)."""
+        expected = req.calibration_config().replace(zo_lr=None).key()
+
+        def check(data: dict) -> str:
+            if not isinstance(data.get("zo_lr"), (int, float)) or "table" not in data:
+                return "is not a calibration (no zo_lr or table)"
+            from .config import from_dict
+            got = from_dict(data["config"]).replace(zo_lr=None).key() if "config" in data else None
+            return "" if got == expected else f"holds the calibration of config {got!r}, not of {expected!r}"
+        return self._read(self.calibration_path(req), check)
 
     def calibrate(self, req: Request, progress: bool = False) -> dict[str, Any]:
         """The stored calibration of ``req``, computing it first if needed."""
         from .calibration import calibrate
-        stored = self.get_calibration(req)
-        if stored is None:
-            cal = req.calibration
-            stored = calibrate(req.calibration_config(), cal, progress)
-            atomic_write_json(self.calibration_path(req), stored)
-        return stored
+        return self._once(self.calibration_path(req), lambda: self.get_calibration(req),
+                          lambda: calibrate(req.calibration_config(), req.calibration, progress))
 
     # ------------------------------------------------------------------ few-shot (SharpZO's own setting)
     def fewshot_path(self, cfg: ExperimentConfig, shots: int, queries: int) -> Path:
         return self.root / "fewshot" / f"{cfg.key()}-{shots}x{queries}-{code_hash()}.json"
 
     def get_fewshot(self, cfg: ExperimentConfig, shots: int, queries: int) -> dict[str, Any] | None:
-        """The stored few-shot result of ``cfg``, or None."""
-        path = self.fewshot_path(cfg, shots, queries)
-        return json.loads(path.read_text()) if path.exists() else None
+        """The stored few-shot result of ``cfg``, or None (a bad entry is quarantined)."""
+        return self._read(self.fewshot_path(cfg, shots, queries), self._keyed(cfg.key()))
 
     def fewshot(self, cfg: ExperimentConfig, shots: int, queries: int) -> dict[str, Any]:
         """The stored few-shot result of ``cfg`` (:func:`zolib.cl.fewshot.run_fewshot`), computed if missing."""
         from .fewshot import run_fewshot
-        stored = self.get_fewshot(cfg, shots, queries)
-        if stored is not None:
-            return stored
-        path = self.fewshot_path(cfg, shots, queries)
-        result = run_fewshot(cfg, shots, queries)
-        atomic_write_json(path, result)
-        return result
+        return self._once(self.fewshot_path(cfg, shots, queries), lambda: self.get_fewshot(cfg, shots, queries),
+                          lambda: run_fewshot(cfg, shots, queries))
 
     # ------------------------------------------------------------------ requests
     def resolve(self, req: Request) -> ExperimentConfig | None:
@@ -215,3 +299,58 @@ class Store:
             self.calibrate(req, progress)
         cfg = self.resolve(req)
         return self.run(cfg, progress) if req.fewshot is None else self.fewshot(cfg, *req.fewshot)
+
+    # ------------------------------------------------------------------ checking the whole store
+    def verify(self, repair: bool = False) -> dict[str, Any]:
+        """Check every entry: it parses, it is a JSON object with the fields of its kind, its key (its file
+        name) matches its content, and its code hash is this zolib's (``current``) or another version's
+        (``other code``: sound, not served, kept). ``bad`` lists the entries that fail; with ``repair`` they are
+        quarantined. Unfinished runs' checkpoints, leftover temporary files and locks are counted too."""
+        report: dict[str, Any] = {"root": str(self.root), "code_hash": code_hash(), "current": 0, "other code": 0,
+                                  "bad": [], "checkpoints": 0, "temporary files": 0, "locks": 0}
+        for kind in ("runs", "calibrations", "fewshot"):
+            for path in sorted((self.root / kind).glob("*.json")) if (self.root / kind).is_dir() else []:
+                why = _entry_problem(kind, path)
+                if why:
+                    report["bad"].append({"path": str(path), "why": why})
+                    if repair:
+                        self.quarantine(path, why)
+                else:
+                    report["current" if path.stem.endswith(code_hash()) else "other code"] += 1
+            folder = self.root / kind
+            report["checkpoints"] += len(list(folder.glob("*.ckpt"))) if folder.is_dir() else 0
+            report["temporary files"] += len(list(folder.glob(".*.tmp"))) if folder.is_dir() else 0
+        report["locks"] = len(list((self.root / "locks").glob("*.lock"))) if (self.root / "locks").is_dir() else 0
+        return report
+
+
+def _trace(path: Path, start: float) -> None:
+    """With ``$ZOLIB_STORE_TRACE`` set to a file, append one line per computed piece (its file, this process,
+    start and end): an audit of who computed what, used by tests/test_store_faults.py."""
+    trace = os.environ.get("ZOLIB_STORE_TRACE")
+    if trace:
+        with open(trace, "a") as f:
+            f.write(json.dumps({"piece": f"{path.parent.name}/{path.name}", "pid": os.getpid(),
+                                "start": start, "end": time.time()}) + "\n")
+
+
+def _entry_problem(kind: str, path: Path) -> str:
+    """Why the stored entry ``path`` of ``kind`` is not sound, or "" (see :meth:`Store.verify`)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return f"does not parse ({type(err).__name__})"
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    key = path.stem.split("-")[0]
+    if kind == "calibrations":
+        if not isinstance(data.get("zo_lr"), (int, float)) or "table" not in data or "config" not in data:
+            return "is not a calibration (no zo_lr, table or config)"
+        return ""
+    if data.get("config_key") != key:
+        return f"holds config {data.get('config_key')!r} under the name of {key!r}"
+    if kind == "runs" and not (data.get("diverged") or ("last" in data and "acc_matrix" in data)):
+        return "is not a run result (no last or acc_matrix)"
+    return ""
+
+

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: in JupyterLab a widget bar reads "model not found" once the notebook is saved
 
 from ..errors import ZolibError, check_choice
 from .store import Request, Store
@@ -125,16 +125,37 @@ def execute(kind: str, req: Request, store_root: str, threads: int = 1) -> dict[
 
 def execute_many(pieces: Sequence[tuple[str, Request]], store_root: str, threads: int = 1) -> list[dict[str, str]]:
     """A local worker's job: several pieces one after the other in one process (a new Python process
-    costs seconds of imports, as much as a smoke run); returns the failures and goes on after each."""
+    costs seconds of imports, as much as a smoke run); returns the failures and goes on after each. A piece
+    another sweep is computing (its lock held by a live owner) is left for later, so this worker does the
+    others first; then it waits for those results (:meth:`zolib.cl.store.Store.run`)."""
     import traceback
-    failed = []
-    for kind, req in pieces:
-        try:
-            execute(kind, req, store_root, threads)
-        except Exception as err:  # reported with the piece, the others go on
-            traceback.print_exc()
-            failed.append({"what": _describe(kind, req), "error": f"{type(err).__name__}: {err}".splitlines()[0][:300]})
+    store = Store(store_root)
+    failed, pending = [], list(pieces)
+    while pending:
+        later = [(k, r) for k, r in pending if _held_elsewhere(store, k, r)]
+        todo = [p for p in pending if p not in later] or later  # all held elsewhere: wait on them in turn
+        for kind, req in todo:
+            try:
+                execute(kind, req, store_root, threads)
+            except Exception as err:  # reported with the piece, the others go on
+                traceback.print_exc()
+                failed.append({"what": _describe(kind, req),
+                               "error": f"{type(err).__name__}: {err}".splitlines()[0][:300]})
+        pending = [p for p in later if p not in todo]
     return failed
+
+
+def _held_elsewhere(store: Store, kind: str, req: Request) -> bool:
+    """Whether another live process holds the lock of this piece (a concurrent sweep on the same store)."""
+    if kind == "calibration":
+        path = store.calibration_path(req)
+    else:
+        cfg = store.resolve(req)
+        if cfg is None:
+            return False
+        path = store.run_path(cfg) if req.fewshot is None else store.fewshot_path(cfg, *req.fewshot)
+    lock = store.lock(path)
+    return lock.holder() is not None and not lock.stale()
 
 
 def _chunks(pieces: list, n: int) -> list[list]:

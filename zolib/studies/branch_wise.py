@@ -18,6 +18,7 @@ WITH_CONTROL = ("Vision", "Language")  # Dual's control is the frozen model
 @register
 class BranchWise(Notebook):
     stem = "02_branch_wise"
+    allow_divergence = True  # a step of the map may diverge: that run is a result (it collapses)
 
     def study(self, params: Params) -> Study:
         """FO, frozen and the controls of Vision and Language at each budget; Dual, Vision and Language at

@@ -17,6 +17,7 @@ GROUPS = {"interleaved (Hop)": "interleaved", "consecutive (Prefix/Suffix)": "co
 @register
 class LayerWise(Notebook):
     stem = "03_layer_wise"
+    allow_divergence = True  # a step of the map may diverge: that run is a result (it collapses)
 
     def study(self, params: Params) -> Study:
         """FO, frozen and every configuration's control at each budget; every pattern x side at every point of

@@ -17,6 +17,7 @@ BASE, MOZO = "Hop-even both (base)", "MoZO (Hop-even both)"
 @register
 class MoZO(Notebook):
     stem = "05_mozo"
+    allow_divergence = True  # a step of the map may diverge: that run is a result (it collapses)
 
     def study(self, params: Params) -> Study:
         """FO and frozen at each budget; the ablation on Dual (ZO* -> conservative -> + sign -> + modality eps,
