@@ -28,3 +28,25 @@ def nan_logits_after(monkeypatch):
         monkeypatch.setattr(evaluation, "clip_logits", logits)
         return calls
     return install
+
+
+@pytest.fixture(scope="session")
+def smoke_swept():
+    """``zolib sweep --profile smoke``, once per test session: every run the notebooks need, in the default
+    store (``$ZOLIB_STORE``). The notebook and browser tests then only render."""
+    import subprocess
+    import sys
+    sweep = subprocess.run([sys.executable, "-m", "zolib", "sweep", "--profile", "smoke"], capture_output=True,
+                           text=True, timeout=1800)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    return sweep.stdout
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``-n``, ``--dist loadgroup``): one group per test file, so a file's module fixtures run
+    once, except that the notebook and browser tests share one group (they render into the same figures/
+    folder and share :func:`smoke_swept`)."""
+    shared = {"test_notebooks", "test_browser"}
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group("smoke" if module in shared else module))

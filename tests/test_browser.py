@@ -47,14 +47,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab on 127.0.0.1 with a token, serving a copy of the notebooks, and a Chromium page."""
+def lab(tmp_path_factory, request):
+    """JupyterLab on 127.0.0.1 with a token, serving a copy of the notebooks, and a Chromium page. The smoke
+    sweep ran first (:func:`conftest.smoke_swept`): the notebooks only render, and a rerun only redraws."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set ZOLIB_CHROMIUM)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra has it)")
-    sweep = subprocess.run([sys.executable, "-m", "zolib", "sweep", "--profile", "smoke",
-                            "--only", *[nb.stem[:2] for nb in selected()]], capture_output=True, text=True, timeout=1800)
-    assert sweep.returncode == 0, sweep.stderr[-2000:]  # the notebooks then only render (and a rerun only redraws)
+    request.getfixturevalue("smoke_swept")
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(NOTEBOOK_DIR, root / "notebooks")
     port, token = free_port(), "zolib-browser-test"

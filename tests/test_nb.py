@@ -55,6 +55,21 @@ def test_compare_runs_a_study_on_the_profiles_seeds_and_summarises_with_interval
     assert saved["versions"]["torch"] != "not installed" and saved["git_commit"]
 
 
+def test_the_gain_over_frozen_pairs_each_run_with_the_frozen_model_of_its_own_budget():
+    def result(method, epochs, last):
+        return {"config": {"method": method, "epochs": epochs, "max_steps_per_task": 0, "zo": {"zo_lr": None}},
+                "last": last, "avg": last, "forgetting": 0.0}
+    by_label = {"FO @ 1 epoch": {0: result("fo", 1, 30.0), 1: result("fo", 1, 34.0)},
+                "FO @ 2 epochs": {0: result("fo", 2, 40.0), 1: result("fo", 2, 44.0)},
+                "frozen @ 1 epoch": {0: result("frozen", 1, 20.0), 1: result("frozen", 1, 22.0)},
+                "frozen @ 2 epochs": {0: result("frozen", 2, 21.0), 1: result("frozen", 2, 21.0)}}
+    table = summary({"synthetic": by_label}).set_index("label")
+    assert table.gain_over_frozen["FO @ 1 epoch"] == pytest.approx(((30 - 20) + (34 - 22)) / 2)
+    assert table.gain_over_frozen["FO @ 2 epochs"] == pytest.approx(((40 - 21) + (44 - 21)) / 2)
+    assert table.gain_over_frozen["frozen @ 2 epochs"] == 0
+    assert math.isnan(summary({"synthetic": by_label}, reference=None).gain_over_frozen[0])
+
+
 def test_every_notebook_study_resolves_in_every_profile():
     from zolib.cl.profiles import PROFILES
     from zolib.notebooks import notebooks, plan

@@ -48,6 +48,16 @@ def test_committed_without_outputs_with_one_typed_parameters_cell(path):
     assert list(declared(path)) == names, "papermill could not read every parameter (a ':' or '=' in a comment?)"
 
 
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_the_parameters_cell_holds_the_smoke_profiles_values(path):
+    """Run All in JupyterLab (no papermill) runs what `zolib sweep --profile smoke` computed: nothing is left to
+    compute in the kernel."""
+    from zolib.notebooks import declared, parameters
+    defaults = declared(path)
+    smoke = parameters("smoke", path)
+    assert {k: defaults[k] for k in smoke} == smoke
+
+
 def test_git_strips_notebook_outputs_on_add():
     """The filter that keeps exploring in JupyterLab from breaking the test above (.gitattributes)."""
     from zolib.runtime import REPO_ROOT
@@ -69,11 +79,10 @@ def test_unknown_profile_and_undeclared_parameter_exit_2_before_running():
 
 
 @pytest.fixture(scope="module")
-def smoke():
-    """The README's main job in two halves: ``zolib sweep`` computes every run the notebooks need, then
-    ``zolib notebooks`` renders them; each notebook records how many pieces it computed itself."""
-    sweep = zolib("sweep", "--profile", "smoke")
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+def smoke(smoke_swept):
+    """The README's main job in two halves: ``zolib sweep`` computes every run the notebooks need
+    (:func:`conftest.smoke_swept`), then ``zolib notebooks`` renders them; each notebook records how many
+    pieces it computed itself."""
     r = zolib("notebooks", "--profile", "smoke")
     assert r.returncode == 0, r.stderr[-3000:]
     return {name: json.loads((FIGURES / "smoke" / f"{name}.json").read_text()) for name in EXPECTED}
@@ -144,9 +153,10 @@ def test_recorded_numbers_that_the_math_guarantees(smoke):
         assert memory[f"zolib-tiny/b4/{adapter}/vision/saved_bytes"]["vision"] == 0
         assert memory[f"zolib-tiny/b4/{adapter}/language/saved_bytes"]["text"] == 0
     assert memory["saved_falls_with_fo_layer"], "backprop reaches down to the lowest FO layer"
+    from zolib.studies import FO, FROZEN, at
     runs = smoke["01_naive_full_zo"]["results"]["runs"]
-    assert runs["synthetic/FO"]["gain_over_frozen"] > 0, "FO adapters learn"
-    frozen = runs["synthetic/frozen"]
+    assert runs[f"synthetic/{at(FO, 1)}"]["gain_over_frozen"] > 0, "FO adapters learn"
+    frozen = runs[f"synthetic/{at(FROZEN, 1)}"]
     assert frozen["zo_flips"] is None and frozen["gain_over_frozen"] == 0
 
 

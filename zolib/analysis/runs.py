@@ -48,10 +48,27 @@ def is_fewshot(result: Mapping[str, Any]) -> bool:
     return "shots" in result
 
 
+def _budget(cfg: Mapping[str, Any]) -> tuple[int, int]:
+    return int(cfg.get("epochs", 1)), int(cfg.get("max_steps_per_task", 0))
+
+
+def reference_runs(by_label: Mapping[str, Mapping[int, Mapping[str, Any]]], method: str = "frozen"
+                   ) -> dict[tuple[int, int], Mapping[int, Mapping[str, Any]]]:
+    """``{(epochs, max_steps_per_task): runs}`` of the runs of ``method`` in ``by_label``: the reference each
+    run is compared with is the one trained on the same budget (the one with the most seeds where
+    several labels share it)."""
+    out: dict[tuple[int, int], Mapping[int, Mapping[str, Any]]] = {}
+    for by_seed in by_label.values():
+        cfg = next(iter(by_seed.values()))["config"]
+        if cfg.get("method") == method and len(by_seed) > len(out.get(_budget(cfg), {})):
+            out[_budget(cfg)] = by_seed
+    return out
+
+
 def summary(runs: AllRuns, reference: str | None = "frozen"):
     """One row per benchmark and label: the number of seeds and of diverged seeds, Last, Avg and
-    forgetting as means with 95% intervals over seeds (``_lo``/``_hi``), the gain in Last over
-    ``reference`` (paired per seed), the median share of test predictions the ZO units changed
+    forgetting as means with 95% intervals over seeds (``_lo``/``_hi``), the gain in Last over the run
+    of method ``reference`` at the same training budget (paired per seed; see :func:`reference_runs`), the median share of test predictions the ZO units changed
     (``zo_flips``), the ZO step used, and the mean relative movement of the ZO and the FO units
     (``zo_moved``, ``fo_moved``). A label with a diverged seed gets NaN metrics (a mean over the
     survivors would flatter it). Few-shot results (:mod:`zolib.cl.fewshot`) are left out: they have no
@@ -59,12 +76,13 @@ def summary(runs: AllRuns, reference: str | None = "frozen"):
     import pandas as pd
     rows = []
     for bench, by_label in runs.items():
-        ref = by_label.get(reference) if reference else None
+        refs = reference_runs(by_label, reference) if reference else {}
         for label, by_seed in by_label.items():
             results = list(by_seed.values())
             if is_fewshot(results[0]):
                 continue
             cfg = results[0]["config"]
+            ref = refs.get(_budget(cfg))
             row = {"benchmark": bench, "label": label, "method": cfg["method"], "seeds": len(results),
                    "diverged": sum(bool(r.get("diverged")) for r in results), "zo_lr": cfg["zo"]["zo_lr"]}
             for name in METRICS:

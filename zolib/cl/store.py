@@ -293,6 +293,16 @@ class Store:
             return None
         return self.get(cfg) if req.fewshot is None else self.get_fewshot(cfg, *req.fewshot)
 
+    def piece_path(self, kind: str, req: Request) -> Path | None:
+        """Where the piece ``kind`` (``calibration`` or ``run``) of ``req`` is stored: its calibration, its run
+        or its few-shot run (None for a run whose calibration is not stored yet)."""
+        if kind == "calibration":
+            return self.calibration_path(req)
+        cfg = self.resolve(req)
+        if cfg is None:
+            return None
+        return self.run_path(cfg) if req.fewshot is None else self.fewshot_path(cfg, *req.fewshot)
+
     def execute(self, req: Request, progress: bool = False) -> dict[str, Any]:
         """Calibrate if needed, then run: the result of ``req``, computed in this process."""
         if req.calibration is not None:

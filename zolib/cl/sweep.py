@@ -147,13 +147,9 @@ def execute_many(pieces: Sequence[tuple[str, Request]], store_root: str, threads
 
 def _held_elsewhere(store: Store, kind: str, req: Request) -> bool:
     """Whether another live process holds the lock of this piece (a concurrent sweep on the same store)."""
-    if kind == "calibration":
-        path = store.calibration_path(req)
-    else:
-        cfg = store.resolve(req)
-        if cfg is None:
-            return False
-        path = store.run_path(cfg) if req.fewshot is None else store.fewshot_path(cfg, *req.fewshot)
+    path = store.piece_path(kind, req)
+    if path is None:
+        return False
     lock = store.lock(path)
     return lock.holder() is not None and not lock.stale()
 
