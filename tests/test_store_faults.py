@@ -61,6 +61,7 @@ def test_a_corrupt_entry_is_quarantined_named_in_one_line_and_computed_again(ref
     r = zolib(store, *SWEEP)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     said = [l for l in r.stderr.splitlines() if l.startswith("zolib: store:")]
+    print("\n".join(said))  # what a user sees (pytest -m faults -rA shows it)
     assert len(said) == 3 and all("quarantine" in l and "computed again" in l for l in said)
     assert {Path(l.split()[2]) for l in said} == {truncated, empty, garbage}, "each line names its file"
     assert sorted(p.name.split(".json")[0] for p in (store / "quarantine").rglob("*.json.*")) == \
@@ -77,8 +78,10 @@ def test_store_verify_lists_bad_entries_and_repair_quarantines_them(reference, t
     bad = sorted((store / "runs").glob("*.json"))[0]
     bad.write_text("{not json")
     r = zolib(store, "store", "verify")
+    print(r.stdout)
     assert r.returncode == 1 and f"BAD {bad}" in r.stdout and "1 bad" in r.stdout
     r = zolib(store, "store", "verify", "--repair")
+    print(r.stdout)
     assert r.returncode == 0 and not bad.exists() and list((store / "quarantine" / "runs").glob(f"{bad.name}.*"))
     assert " 0 bad" in zolib(store, "store", "verify").stdout
 
@@ -91,6 +94,7 @@ def test_two_sweeps_on_one_store_both_finish_and_never_compute_a_piece_twice(ref
         assert p.returncode == 0, err[-2000:]
     computed = [json.loads(line) for line in trace.read_text().splitlines()]
     pieces = [c["piece"] for c in computed]
+    print(f"{len(pieces)} pieces computed, {len(set(pieces))} distinct, by {len({c['pid'] for c in computed})} processes")
     assert len(pieces) == len(set(pieces)) == len(numbers(reference)), "every piece computed once, by one sweep"
     assert len({c["pid"] for c in computed}) > 2, "both sweeps' workers computed pieces"
     assert numbers(store) == numbers(reference)
@@ -114,7 +118,11 @@ def test_a_sweep_killed_at_any_moment_resumes_to_the_same_numbers(reference, tmp
     start_and_kill(store, "calibrations")  # killed while calibrating
     start_and_kill(store, "runs")  # killed again while running (a run's checkpoint, or its result, appeared)
     assert numbers(store) != numbers(reference), "killed before the end"
+    print(f"after two kills: {len(numbers(store))} of {len(numbers(reference))} pieces stored, "
+          f"{len(list((store / 'runs').glob('*.ckpt')))} run checkpoints")
     r = zolib(store, *SWEEP)
+    print("\n".join(l for l in (r.stdout + r.stderr).replace("\r", "\n").splitlines()
+                    if l.startswith(("plan", "sweep: ")) and "%" not in l))
     assert r.returncode == 0, r.stderr[-2000:]
     assert numbers(store) == numbers(reference), "the same numbers, acc_matrix and losses as an uninterrupted sweep"
     assert " 0 bad" in zolib(store, "store", "verify").stdout

@@ -77,14 +77,14 @@ SMOKE = Profile(
     "smoke", "synthetic world, tiny CLIP, 2 seeds, reduced notebook grids",
     "all notebooks within 5 minutes on 2 CPU cores (CI)",
     # Every code path, not a result: 2 steps of 16 images a task; the literal step (zo_lr 1e-3) only where a
-    # test checks that it is inert (01, 02), the calibrated point everywhere.
+    # test checks that it is inert (01, 02) and where 03's layer explorer shows it, the calibrated point everywhere.
     config=dict(benchmark="synthetic", protocol="5-steps", batch_size=16, max_steps_per_task=2,
                 synthetic_train_per_class=6, synthetic_test_per_class=3, warmup_steps=1, eval_batch_size=500),
     benchmarks=("synthetic",), seeds=(0, 1),
     calibration=Calibration(grid=(1e-3, 1e-1), tasks=2, extend=0),
     notebooks={  # reduced grids, to stay within CI's budget
         **{stem: {"zo_lrs": [0.001], "budgets": [1]} for stem in MAPPED},
-        "03_layer_wise": {"zo_lrs": [], "budgets": [1], "patterns": ["hop-odd", "prefix6"], "sides": ["vision"]},
+        "03_layer_wise": {"zo_lrs": [0.001], "budgets": [1], "patterns": ["hop-odd", "prefix6"], "sides": ["vision"]},
         "05_mozo": {"zo_lrs": [], "budgets": [1]},
         "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 4, "warm_steps": 5,
                                  "runs": 3},
