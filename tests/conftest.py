@@ -42,6 +42,7 @@ def smoke_swept():
     return sweep.stdout
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (``-n``, ``--dist loadgroup``): one group per test file, so a file's module fixtures run
     once, except that the notebook and browser tests share one group (they render into the same figures/
@@ -50,3 +51,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         item.add_marker(pytest.mark.xdist_group("smoke" if module in shared else module))
+
+
+def pytest_configure(config):
+    """xdist 3.8's ``--dist loadgroup`` marks each test's group in its node id, which pytest 9.2 no longer lets it
+    change (pytest-xdist#1386): the groups would be silently ignored, every module fixture built on both workers
+    and CI's budget lost. Say so in one line instead."""
+    from packaging.version import Version
+    grouped = config.getoption("numprocesses", None) and config.getoption("dist", "no") == "loadgroup"
+    if grouped and Version(pytest.__version__) >= Version("9.2"):
+        raise pytest.UsageError(f"pytest {pytest.__version__} makes pytest-xdist ignore the test groups "
+                                "(pytest-xdist#1386): pip install -e '.[dev]' (it pins pytest<9.2), or run with -n 0")
