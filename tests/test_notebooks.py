@@ -58,14 +58,46 @@ def test_the_parameters_cell_holds_the_smoke_profiles_values(path):
     assert {k: defaults[k] for k in smoke} == smoke
 
 
-def test_git_strips_notebook_outputs_on_add():
-    """The filter that keeps exploring in JupyterLab from breaking the test above (.gitattributes)."""
+SETUP = "nbstripout --install && git config filter.nbstripout.extrakeys metadata.language_info"
+"""The README's set-up step that installs the git filter (after ``pip install -e ".[dev]"``)."""
+
+
+@pytest.mark.parametrize("stem", ["03_layer_wise", "07_peers"])
+def test_a_notebook_as_jupyterlab_saves_it_cleans_back_to_the_committed_file(stem):
+    """Exploring in JupyterLab autosaves outputs, execution counts, widget state and the kernel's language_info
+    (with this machine's Python version) into the tracked notebooks. The git filter of the README's set-up
+    (nbstripout, ``.gitattributes``) cleans such a file back to the committed bytes: ``git status`` stays clean,
+    nothing of it can be committed, and the test above keeps passing."""
     from zolib.runtime import REPO_ROOT
-    attrs = subprocess.run(["git", "check-attr", "filter", "notebooks/01_naive_full_zo.ipynb"], cwd=REPO_ROOT,
-                           capture_output=True, text=True)
+    path = NOTEBOOK_DIR / f"{stem}.ipynb"
+    rel = path.relative_to(REPO_ROOT).as_posix()
+    attrs = subprocess.run(["git", "check-attr", "filter", rel], cwd=REPO_ROOT, capture_output=True, text=True)
     if attrs.returncode != 0:
         pytest.skip("not a git checkout")
     assert attrs.stdout.strip().endswith("filter: nbstripout")
+    clean = subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=REPO_ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    assert clean, f"the git filter is not installed: run the README's set-up ({SETUP})"
+    blob = subprocess.run(["git", "show", f":{rel}"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    nb = nbformat.reads(blob, as_version=4)
+    for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):  # what a Run All leaves behind
+        cell.execution_count = n + 1
+        cell.outputs = [nbformat.v4.new_output("stream", text="task 1/5\n"),
+                        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+        cell.metadata["execution"] = {"iopub.status.busy": "2026-12-03T08:00:00Z"}
+    nb.metadata.kernelspec.display_name = "Python 3 (ipykernel)"
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python",
+                                    "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    cleaned = subprocess.run(clean, shell=True, cwd=REPO_ROOT, input=nbformat.writes(nb), capture_output=True,
+                             text=True)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert cleaned.stdout == blob, f"the filter leaves a saved notebook different from the committed one: {SETUP}"
+
+
+def test_the_readme_set_up_installs_the_filter_as_the_test_above_needs():
+    from zolib.runtime import REPO_ROOT
+    assert SETUP in (REPO_ROOT / "README.md").read_text() and SETUP in (REPO_ROOT / ".ci" / "run").read_text()
 
 
 def test_unknown_profile_and_undeclared_parameter_exit_2_before_running():
