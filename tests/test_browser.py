@@ -9,7 +9,8 @@ where a progress bar would be (the text bar survives saving). For the interactiv
 Runs under the ``browser`` marker. It needs Debian's ``chromium`` (``/usr/bin/chromium``, or
 ``$ZOLIB_CHROMIUM``) and the ``playwright`` package (``.ci/run`` installs both); without them it skips and
 says why. ``$ZOLIB_BROWSER_NOTEBOOKS`` picks the notebooks (numbers, comma-separated, or ``all``; default
-03, the interactive layer picker, about 2.5 minutes: CI's budget; ``01,03,06`` takes about 9). Screenshots go to ``$ZOLIB_BROWSER_SHOTS``.
+03 and 06, the two interactive cells: Run All takes 4 and 10-14 s after the smoke sweep, plus about a
+minute to start JupyterLab and Chromium; ``all`` adds about 2 minutes). Screenshots go to ``$ZOLIB_BROWSER_SHOTS``.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ INTERACTIVE = ("03_layer_wise", "06_memory")  # the cells with a mask picker (zo
 
 
 def selected() -> list[Path]:
-    wanted = os.environ.get("ZOLIB_BROWSER_NOTEBOOKS", "03")
+    wanted = os.environ.get("ZOLIB_BROWSER_NOTEBOOKS", "03,06")
     return notebooks(None if wanted == "all" else wanted.split(","))
 
 
