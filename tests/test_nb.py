@@ -68,6 +68,15 @@ def test_the_gain_over_frozen_pairs_each_run_with_the_frozen_model_of_its_own_bu
     assert table.gain_over_frozen["FO @ 2 epochs"] == pytest.approx(((40 - 21) + (44 - 21)) / 2)
     assert table.gain_over_frozen["frozen @ 2 epochs"] == 0
     assert math.isnan(summary({"synthetic": by_label}, reference=None).gain_over_frozen[0])
+    # a few-shot frozen prompt with more seeds is never the reference (it has no Last); a budget without a
+    # frozen run, or a frozen run on other seeds, gives NaN, not an error
+    fewshot = {s: {"config": {"method": "frozen", "epochs": 1, "max_steps_per_task": 0}, "shots": 2, "acc": 10.0}
+               for s in range(3)}
+    by_label = {"few-shot frozen": fewshot, **by_label, "FO @ 3 epochs": {0: result("fo", 3, 50.0)},
+                "frozen @ 4 epochs": {5: result("frozen", 4, 20.0)}, "FO @ 4 epochs": {0: result("fo", 4, 50.0)}}
+    table = summary({"synthetic": by_label}).set_index("label")
+    assert table.gain_over_frozen["FO @ 1 epoch"] == pytest.approx(11.0)
+    assert math.isnan(table.gain_over_frozen["FO @ 3 epochs"]) and math.isnan(table.gain_over_frozen["FO @ 4 epochs"])
 
 
 def test_every_notebook_study_resolves_in_every_profile():

@@ -48,14 +48,33 @@ def test_committed_without_outputs_with_one_typed_parameters_cell(path):
     assert list(declared(path)) == names, "papermill could not read every parameter (a ':' or '=' in a comment?)"
 
 
+def committed_defaults(path, tmp_path) -> dict:
+    """The parameters cell's values of the notebook as git holds it (a parameter edited in JupyterLab and not
+    committed does not count)."""
+    from zolib.notebooks import declared
+    copy = tmp_path / path.name
+    nbformat.write(committed(path), copy)
+    return declared(copy)
+
+
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
-def test_the_parameters_cell_holds_the_smoke_profiles_values(path):
+def test_the_parameters_cell_holds_the_smoke_profiles_values(path, tmp_path):
     """Run All in JupyterLab (no papermill) runs what `zolib sweep --profile smoke` computed: nothing is left to
     compute in the kernel."""
-    from zolib.notebooks import declared, parameters
-    defaults = declared(path)
+    from zolib.notebooks import parameters
+    defaults = committed_defaults(path, tmp_path)
     smoke = parameters("smoke", path)
     assert {k: defaults[k] for k in smoke} == smoke
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_the_cpu_profile_runs_the_parameters_its_committed_figures_record(path, tmp_path):
+    """Since the cells hold smoke's values, a larger profile that leaves a parameter out silently runs it at
+    smoke size; figures/cpu records every parameter the cpu profile ran with."""
+    from zolib.notebooks import parameters
+    recorded = json.loads((FIGURES / "cpu" / f"{path.stem}.json").read_text())["params"]
+    runs = {**committed_defaults(path, tmp_path), **parameters("cpu", path)}
+    assert runs == recorded
 
 
 SETUP = "nbstripout --install && git config filter.nbstripout.extrakeys metadata.language_info"

@@ -56,10 +56,13 @@ def reference_runs(by_label: Mapping[str, Mapping[int, Mapping[str, Any]]], meth
                    ) -> dict[tuple[int, int], Mapping[int, Mapping[str, Any]]]:
     """``{(epochs, max_steps_per_task): runs}`` of the runs of ``method`` in ``by_label``: the reference each
     run is compared with is the one trained on the same budget (the one with the most seeds where
-    several labels share it)."""
+    several labels share it). Few-shot results are never a reference: they have no accuracy matrix."""
     out: dict[tuple[int, int], Mapping[int, Mapping[str, Any]]] = {}
     for by_seed in by_label.values():
-        cfg = next(iter(by_seed.values()))["config"]
+        first = next(iter(by_seed.values()))
+        cfg = first["config"]
+        if is_fewshot(first):
+            continue
         if cfg.get("method") == method and len(by_seed) > len(out.get(_budget(cfg), {})):
             out[_budget(cfg)] = by_seed
     return out
@@ -68,7 +71,8 @@ def reference_runs(by_label: Mapping[str, Mapping[int, Mapping[str, Any]]], meth
 def summary(runs: AllRuns, reference: str | None = "frozen"):
     """One row per benchmark and label: the number of seeds and of diverged seeds, Last, Avg and
     forgetting as means with 95% intervals over seeds (``_lo``/``_hi``), the gain in Last over the run
-    of method ``reference`` at the same training budget (paired per seed; see :func:`reference_runs`), the median share of test predictions the ZO units changed
+    of method ``reference`` at the same training budget (paired per seed; see :func:`reference_runs`; NaN
+    where there is none, or no seed in common), the median share of test predictions the ZO units changed
     (``zo_flips``), the ZO step used, and the mean relative movement of the ZO and the FO units
     (``zo_moved``, ``fo_moved``). A label with a diverged seed gets NaN metrics (a mean over the
     survivors would flatter it). Few-shot results (:mod:`zolib.cl.fewshot`) are left out: they have no
@@ -91,7 +95,8 @@ def summary(runs: AllRuns, reference: str | None = "frozen"):
             if ref is not None:
                 last, ref_last = metric(by_seed, "last"), metric(ref, "last")
                 common = sorted(set(last) & set(ref_last))
-                row["gain_over_frozen"] = sum(last[s] - ref_last[s] for s in common) / len(common)
+                if common:
+                    row["gain_over_frozen"] = sum(last[s] - ref_last[s] for s in common) / len(common)
             row["zo_flips"] = flips(by_seed)
             row["zo_moved"], row["fo_moved"] = moved(by_seed, "zo"), moved(by_seed, "fo")
             rows.append(row)

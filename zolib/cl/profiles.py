@@ -58,7 +58,9 @@ def claim_map(budgets: list, **per_notebook: dict) -> dict[str, dict[str, Any]]:
     return {stem: {"zo_lrs": MAP_STEPS, "budgets": budgets, **per_notebook.get(stem, {})} for stem in MAPPED}
 
 
-# Notebook parameters shared by the larger profiles (the smoke profile reduces them for CI)
+# Notebook parameters shared by the larger profiles. The notebooks' parameter cells hold the smoke profile's
+# values (Run All in JupyterLab then reads what `zolib sweep --profile smoke` computed), so a larger profile sets
+# every parameter it runs at full size; tests/test_notebooks.py holds the cpu profile to what figures/cpu records.
 FAMILIES = ["ZO*", "conservative"]
 LAYER_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
               "eval_mode_methods": ["hop-odd-vision"]}
@@ -66,8 +68,8 @@ PEERS = {"members": list(ZO_OPTIMIZERS),
          "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
          "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "seeds": []}
 GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU
-    "06_memory": {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "device": "cuda",
-                  "mask_model": "ViT-B-16", "mask_batch": 32},
+    "06_memory": {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "adapters": ["moe", "lora"],
+                  "device": "cuda", "mask_model": "ViT-B-16", "mask_batch": 32},
     "07_peers": {**PEERS, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
                  "memory_batch": 32},
 }
@@ -105,8 +107,9 @@ CPU = Profile(
                             "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision", "language"],
                                               "eval_mode_methods": []}}),
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
-                                 "warm_steps": 20},
-        "06_memory": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]}},
+                                 "warm_steps": 20, "runs": 5},
+        "06_memory": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]},
+                      "adapters": ["moe", "lora"]},
         "07_peers": {**PEERS, "members": ["zo-sgd", "zo-adam", "forward-grad"], "cross_check": ["zo-sgd", "zo-adam"],
                      "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
     })
@@ -120,7 +123,8 @@ WORKSHOP = Profile(
     benchmarks=("cifar100",), seeds=(0, 1, 2), decisive_seeds=(0, 1, 2, 3, 4),
     notebooks={
         **GPU_MAP,
-        "04_gradient_variance": {"quad_samples": 2000, "samples": 64, "warm_steps": 30},
+        "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000], "quad_samples": 2000, "samples": 64,
+                                 "warm_steps": 30, "runs": 5},
         **GPU_NOTEBOOKS,
     })
 
@@ -136,7 +140,7 @@ PAPER = Profile(
                                "03_layer_wise": {**LAYER_GRID, "eval_mode_methods": ["hop-odd-vision",
                                                                                      "hop-even-vision"]}}),
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 4000, "samples": 128,
-                                 "warm_steps": 30},
+                                 "warm_steps": 30, "runs": 5},
         **GPU_NOTEBOOKS,
     })
 
