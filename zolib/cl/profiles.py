@@ -62,13 +62,15 @@ def claim_map(budgets: list, **per_notebook: dict) -> dict[str, dict[str, Any]]:
 # values (Run All in JupyterLab then reads what `zolib sweep --profile smoke` computed), so a larger profile sets
 # every parameter it runs at full size; tests/test_notebooks.py holds the cpu profile to what figures/cpu records.
 FAMILIES = ["ZO*", "conservative"]
+VARIANCE_RUNS = 5  # 04's independent runs per branch: the paper's significance design
+ADAPTERS = ["moe", "lora"]  # 06's adapter kinds
 LAYER_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
               "eval_mode_methods": ["hop-odd-vision"]}
 PEERS = {"members": list(ZO_OPTIMIZERS),
          "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
          "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "seeds": []}
 GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU
-    "06_memory": {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "adapters": ["moe", "lora"],
+    "06_memory": {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "adapters": ADAPTERS,
                   "device": "cuda", "mask_model": "ViT-B-16", "mask_batch": 32},
     "07_peers": {**PEERS, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
                  "memory_batch": 32},
@@ -107,9 +109,9 @@ CPU = Profile(
                             "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision", "language"],
                                               "eval_mode_methods": []}}),
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
-                                 "warm_steps": 20, "runs": 5},
+                                 "warm_steps": 20, "runs": VARIANCE_RUNS},
         "06_memory": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]},
-                      "adapters": ["moe", "lora"]},
+                      "adapters": ADAPTERS},
         "07_peers": {**PEERS, "members": ["zo-sgd", "zo-adam", "forward-grad"], "cross_check": ["zo-sgd", "zo-adam"],
                      "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
     })
@@ -124,7 +126,7 @@ WORKSHOP = Profile(
     notebooks={
         **GPU_MAP,
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000], "quad_samples": 2000, "samples": 64,
-                                 "warm_steps": 30, "runs": 5},
+                                 "warm_steps": 30, "runs": VARIANCE_RUNS},
         **GPU_NOTEBOOKS,
     })
 
@@ -140,7 +142,7 @@ PAPER = Profile(
                                "03_layer_wise": {**LAYER_GRID, "eval_mode_methods": ["hop-odd-vision",
                                                                                      "hop-even-vision"]}}),
         "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 4000, "samples": 128,
-                                 "warm_steps": 30, "runs": 5},
+                                 "warm_steps": 30, "runs": VARIANCE_RUNS},
         **GPU_NOTEBOOKS,
     })
 
