@@ -13,6 +13,22 @@ def single_thread():
 
 
 @pytest.fixture
+def interrupt_at_task(monkeypatch):
+    """``interrupt_at_task(k)``: training raises KeyboardInterrupt as task ``k`` (0-based) starts, as a killed run
+    would stop (``zolib.cl.trainer.train_task`` patched); ``interrupt_at_task(None)`` trains normally again."""
+    from zolib.cl import trainer
+    real_train = trainer.train_task
+
+    def install(k: int | None) -> None:
+        def train(cfg, model, bench, task, *args, **kwargs):
+            if task == k:
+                raise KeyboardInterrupt
+            return real_train(cfg, model, bench, task, *args, **kwargs)
+        monkeypatch.setattr(trainer, "train_task", train)
+    return install
+
+
+@pytest.fixture
 def nan_logits_after(monkeypatch):
     """``nan_logits_after(k)``: every training forward after the first ``k`` returns NaN logits
     (``zolib.cl.evaluation.clip_logits`` patched); returns the call counter ``{"n": calls}``."""

@@ -2,15 +2,14 @@
 import json
 
 import pytest
-import torch
 
-from zolib.cl import trainer
 from zolib.cl.profiles import get_profile, profile_config
 from zolib.cl.store import Store
 from zolib.cl.evaluation import accuracy
 from zolib.cl.factory import warmup_cosine
 from zolib.cl.trainer import run_experiment
 from zolib.errors import NanLossError
+from zolib.runtime import load_checkpoint
 
 SMALL = dict(protocol="5-steps", synthetic_train_per_class=8, synthetic_test_per_class=4, max_steps_per_task=3,
              batch_size=16)
@@ -46,23 +45,15 @@ def test_result_json_has_the_promised_fields(tmp_path):
     assert not (tmp_path / "r.json.ckpt").exists()
 
 
-def test_interrupted_run_resumes_with_the_same_numbers(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_with_the_same_numbers(tmp_path, interrupt_at_task):
     cfg = profile_config("smoke", method="language", **SMALL)
     reference = run_experiment(cfg, tmp_path / "ref.json", progress=False)
-
-    real_train = trainer.train_task
-
-    def interrupt_at_task_3(cfg, model, bench, task, *args, **kwargs):
-        if task == 2:
-            raise KeyboardInterrupt
-        return real_train(cfg, model, bench, task, *args, **kwargs)
-
-    monkeypatch.setattr(trainer, "train_task", interrupt_at_task_3)
+    interrupt_at_task(2)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "run.json", progress=False)
-    saved = torch.load(tmp_path / "run.json.ckpt", weights_only=False)
-    assert len(saved["acc_matrix"]) == 2
-    monkeypatch.setattr(trainer, "train_task", real_train)
+    saved, adapters = load_checkpoint(tmp_path / "run.json.ckpt")
+    assert len(saved["acc_matrix"]) == 2 and adapters, "the state as JSON, the adapters as tensors"
+    interrupt_at_task(None)
     resumed = run_experiment(cfg, tmp_path / "run.json", progress=False)
     for key in ("acc_matrix", "pooled", "losses", "zero_shot", "movement", "picks", "zo_effect"):
         assert resumed[key] == reference[key]
@@ -74,7 +65,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_finished_tasks(tmp_path, 
     with pytest.raises(NanLossError, match="task 2") as err:
         run_experiment(cfg, tmp_path / "nan.json", progress=False)
     assert "\n" not in str(err.value)
-    assert len(torch.load(tmp_path / "nan.json.ckpt", weights_only=False)["acc_matrix"]) == 1
+    assert len(load_checkpoint(tmp_path / "nan.json.ckpt")[0]["acc_matrix"]) == 1
 
 
 def test_the_frozen_run_trains_nothing_and_records_its_loss_on_the_same_batches(tmp_path):

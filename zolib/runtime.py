@@ -97,16 +97,33 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, _umask_mode())
-    os.close(fd)
+CHECKPOINT_KEY = "zolib.checkpoint"
+"""The safetensors metadata field that holds a checkpoint's JSON state."""
+
+
+def atomic_save_checkpoint(state: dict[str, Any], tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Write an unfinished run's checkpoint to ``path`` atomically, as data only: ``tensors`` in the
+    safetensors format and ``state`` (JSON-able numbers, lists, strings) as JSON in its metadata.
+    Nothing in such a file can run code when it is read (:func:`load_checkpoint`); no pickle is involved."""
+    from safetensors.torch import save
+    blob = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                metadata={CHECKPOINT_KEY: json.dumps(state, allow_nan=True)})
+    atomic_write_bytes(path, blob)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(state, tensors)`` of a checkpoint written by :func:`atomic_save_checkpoint`.
+
+    Reads the safetensors header and JSON only, so a file someone else placed there cannot run code.
+    Raises ``ValueError`` with the reason when ``path`` is not such a checkpoint (a pickle, a truncated file).
+    """
+    from safetensors import SafetensorError, safe_open
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = json.loads((f.metadata() or {})[CHECKPOINT_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"not a zolib checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict):
+        raise ValueError("not a zolib checkpoint (its state is not a JSON object)")
+    return state, tensors

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NanLossError
-from ..runtime import atomic_write_json, cache_dir, provenance
+from ..runtime import atomic_write_json, cache_dir, load_checkpoint, provenance
 from .config import ExperimentConfig
 from .calibration import Calibration
 
@@ -205,29 +205,35 @@ class Store:
 
     def _run(self, cfg: ExperimentConfig, path: Path, progress: bool) -> dict[str, Any]:
         from .trainer import run_experiment
-        self._check_checkpoint(path.with_name(path.name + ".ckpt"))
+        self._check_checkpoint(cfg, path.with_name(path.name + ".ckpt"))
         try:
             return run_experiment(cfg, path, progress=progress)
         except NanLossError as err:
             return self._diverged(cfg, path, err)
 
-    def _check_checkpoint(self, ckpt: Path) -> None:
-        """Quarantine an unfinished run's checkpoint that does not load: the run then starts over."""
+    def _check_checkpoint(self, cfg: ExperimentConfig, ckpt: Path) -> None:
+        """Quarantine an unfinished run's checkpoint that is not this run's data: the run then starts over.
+
+        It is read as data only (:func:`zolib.runtime.load_checkpoint`: safetensors and JSON, never pickle),
+        so a file someone else placed there (a pickle whose loading would run code) is never executed."""
         if not ckpt.exists():
             return
-        import torch
+        from .trainer import checkpoint_config_key
         try:
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
-            if not isinstance(state, dict) or "acc_matrix" not in state:
-                raise ValueError("not a zolib checkpoint")
-        except Exception as err:  # truncated zip, pickle errors, ...: all mean "not usable"
-            self.quarantine(ckpt, f"does not load ({type(err).__name__})")
+            state, _ = load_checkpoint(ckpt)
+        except (ValueError, OSError) as err:
+            self.quarantine(ckpt, f"is {err}, so it was not loaded (nothing in it ran)")
+            return
+        if "acc_matrix" not in state or checkpoint_config_key(state) != cfg.key():
+            self.quarantine(ckpt, "is not a checkpoint of this run's config")
 
     @staticmethod
     def _diverged(cfg: ExperimentConfig, path: Path, err: Exception) -> dict[str, Any]:
-        import torch
         ckpt = path.with_name(path.name + ".ckpt")
-        state = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else {}
+        try:
+            state = load_checkpoint(ckpt)[0]
+        except (ValueError, OSError):  # none written yet (NaN in the first task), or not ours
+            state = {}
         ckpt.unlink(missing_ok=True)
         return {"diverged": str(err), "last": None, "avg": None, "forgetting": None, "bwt": None,
                 "zero_shot": state.get("zero_shot"), "acc_matrix": state.get("acc_matrix", []),
@@ -315,7 +321,8 @@ class Store:
         """Check every entry: it parses, it is a JSON object with the fields of its kind, its key (its file
         name) matches its content, and its code hash is this zolib's (``current``) or another version's
         (``other code``: sound, not served, kept). ``bad`` lists the entries that fail; with ``repair`` they are
-        quarantined. Unfinished runs' checkpoints, leftover temporary files and locks are counted too."""
+        quarantined. Unfinished runs' checkpoints are read as data (a file that is not a zolib checkpoint is bad);
+        they, leftover temporary files and locks are counted too."""
         report: dict[str, Any] = {"root": str(self.root), "code_hash": code_hash(), "current": 0, "other code": 0,
                                   "bad": [], "checkpoints": 0, "temporary files": 0, "locks": 0}
         for kind in ("runs", "calibrations", "fewshot"):
@@ -328,7 +335,15 @@ class Store:
                 else:
                     report["current" if path.stem.endswith(code_hash()) else "other code"] += 1
             folder = self.root / kind
-            report["checkpoints"] += len(list(folder.glob("*.ckpt"))) if folder.is_dir() else 0
+            for ckpt in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
+                report["checkpoints"] += 1
+                try:
+                    load_checkpoint(ckpt)  # data only: nothing in it runs
+                except (ValueError, OSError) as err:
+                    why = f"is {err}"
+                    report["bad"].append({"path": str(ckpt), "why": why})
+                    if repair:
+                        self.quarantine(ckpt, why)
             report["temporary files"] += len(list(folder.glob(".*.tmp"))) if folder.is_dir() else 0
         report["locks"] = len(list((self.root / "locks").glob("*.lock"))) if (self.root / "locks").is_dir() else 0
         return report

@@ -32,7 +32,7 @@ from ..errors import NanLossError, ZolibError
 from ..models import tokenizer
 from ..models.units import HEAD
 from ..optim.zo import loss_value
-from ..runtime import atomic_torch_save, atomic_write_json, provenance, seed_everything
+from ..runtime import atomic_save_checkpoint, atomic_write_json, load_checkpoint, provenance, seed_everything
 from .config import ExperimentConfig, from_dict
 from .diagnostics import adapter_state, movement, zo_effect
 from .evaluation import classifier, evaluate, label_map
@@ -97,6 +97,14 @@ def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, 
     return {"losses": losses, "picks": picks}
 
 
+def checkpoint_config_key(state: dict[str, Any]) -> str | None:
+    """The config key a checkpoint's state records, or None where it records no readable config."""
+    try:
+        return from_dict(state["config"]).key()
+    except Exception:  # a missing or malformed config: whatever it is, it is not this run's
+        return None
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) a class-incremental experiment and write its result JSON to ``out``.
 
@@ -118,11 +126,15 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     state: dict[str, Any] = {"config": cfg.as_dict(), "acc_matrix": [], "pooled": [], "losses": [], "picks": [],
                              "movement": [], "seconds": []}
     if ckpt_path.exists():
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if from_dict(saved["config"]).key() != cfg.key():
+        try:
+            saved, adapters = load_checkpoint(ckpt_path)
+        except ValueError as err:
+            raise ZolibError(f"{ckpt_path} is {err}; delete it (the run then starts over) or choose another --out") \
+                from None
+        if checkpoint_config_key(saved) != cfg.key():
             raise ZolibError(f"{ckpt_path} was written by another config; delete it or choose another --out")
         state = saved
-        model.load_state_dict(state.pop("adapters"), strict=False)
+        model.load_state_dict(adapters, strict=False)
     if "zero_shot" not in state:
         state["zero_shot"] = evaluate(model, bench, bench.scenario.num_tasks, tok, device, cfg.eval_batch_size)[1]
     final: dict = {}
@@ -136,7 +148,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         state["acc_matrix"].append(per_task)
         state["pooled"].append(pooled)
         state["seconds"].append(time.perf_counter() - start)
-        atomic_torch_save(state | {"adapters": adapter_state(model)}, ckpt_path)
+        atomic_save_checkpoint(state, adapter_state(model), ckpt_path)
         if progress:
             tqdm.write(f"task {task + 1}/{bench.scenario.num_tasks}: acc on seen classes {pooled:.2f}%")
     result = {**summarise(state["acc_matrix"], state["pooled"]), "zero_shot": state["zero_shot"],

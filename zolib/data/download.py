@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.request
@@ -376,7 +377,7 @@ def _check_member(name: str, archive: Path) -> None:
 def safe_extract(archive: str | Path, dest: str | Path) -> None:
     """Unpack a tar (any compression) or zip into ``dest`` after checking every member.
 
-    Refused: absolute paths, ``..`` components, and (tar) links, devices and FIFOs.
+    Refused: absolute paths, ``..`` components, drive letters, links (tar and zip), devices and FIFOs.
     Nothing is written unless all members pass.
     """
     archive, dest = Path(archive), Path(dest)
@@ -385,6 +386,9 @@ def safe_extract(archive: str | Path, dest: str | Path) -> None:
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
                 _check_member(info.filename, archive)
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise ZolibError(f"unsafe member {info.filename!r} in {archive.name} (a link); refusing to "
+                                     f"unpack; delete the archive and get a clean copy")
             z.extractall(dest)
         return
     try:

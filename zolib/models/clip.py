@@ -26,6 +26,8 @@ from .tiny import pretrained_tiny_clip
 ADAPTERS = ("moe", "lora", "none")
 OPENAI_URL = ("https://openaipublic.azureedge.net/clip/models/5806e77cd80f8b59890b7e101eabd078"
               "d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt")
+OPENAI_SHA256 = OPENAI_URL.split("/")[-2]
+"""OpenAI names each file by its SHA-256: the one TorchScript archive zolib will load."""
 
 class AdaptedBlock(ResidualAttentionBlock):
     """open_clip's block with an MoE adapter parallel to the MLP (made by class swap)."""
@@ -104,8 +106,13 @@ def load_clip(name: str = "ViT-B-16", pretrained: Literal["openai", "synthetic",
         if weights is not None and not Path(weights).is_file():
             raise ZolibError(f"weights file {weights} does not exist; download {OPENAI_URL} and pass its path")
         try:
-            model = open_clip.create_model(name, pretrained=str(weights) if weights else "openai",
-                                           force_quick_gelu=name != TINY)
+            if weights and _is_torchscript(Path(weights)):
+                model = _openai_torchscript(name, Path(weights))
+            else:  # open_clip reads a state dict as data: safetensors, or torch.load(weights_only=True)
+                model = open_clip.create_model(name, pretrained=str(weights) if weights else "openai",
+                                               force_quick_gelu=name != TINY)
+        except ZolibError:
+            raise
         except Exception as err:  # network and hub errors come in many types
             raise _openai_missing(err) from err
         provenance = file_provenance(Path(weights), "local file") if weights else _openai_provenance(name)
@@ -122,6 +129,31 @@ def _sha256(path: str, size: int, mtime: float) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (OpenAI's ``ViT-B-16.pt`` is one): a zip with ``constants.pkl``."""
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
+
+
+def _openai_torchscript(name: str, path: Path) -> nn.Module:
+    """``name``'s architecture with the weights of OpenAI's own TorchScript file at ``path``.
+
+    Loading TorchScript runs the archive's code, so zolib loads only the file OpenAI published, recognised by
+    its SHA-256 (:data:`OPENAI_SHA256`); any other TorchScript archive is refused in one line."""
+    digest = file_provenance(path, "local file")["sha256"]
+    if digest != OPENAI_SHA256:
+        raise ZolibError(f"{path} is a TorchScript archive but not OpenAI's ViT-B-16.pt (SHA-256 {digest[:16]}..., "
+                         f"expected {OPENAI_SHA256[:16]}...); zolib loads no other TorchScript, since loading one "
+                         f"runs its code: download {OPENAI_URL} again, or pass a state dict (.safetensors)")
+    model = random_clip(name)
+    state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
+    return model
 
 
 def file_provenance(path: Path, source: str) -> dict:
