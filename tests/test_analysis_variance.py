@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from zolib.analysis import (clip_loss, compare_branches, estimator_mse, estimator_stats, expected_cosine,
+from zolib.analysis import (compare_branches, estimator_mse, estimator_stats, expected_cosine,
                             quadratic_check, theory_curve, unit_summary, unit_variance)
-from zolib.models import MoEConfig, build_adapted_clip, count_parameters, tokenizer, trainable_units
+from zolib.models import (MoEConfig, build_adapted_clip, clip_logits, clip_loss, count_parameters, tokenizer,
+                          trainable_units)
 from zolib.optim import ZOConfig, zo_gradient
 from zolib.optim.directions import mix
 
@@ -159,7 +160,7 @@ def test_clip_samples_are_zo_gradient_estimates_of_one_unit(tiny_clip, clip_rows
     units = trainable_units(model)
     for key in (("vision", 5), ("text", 3)):
         pos = list(units).index(key)
-        est = zo_gradient(model, {key: units[key]}, lambda: clip_loss(model, images, tokens, labels),
+        est = zo_gradient(model, {key: units[key]}, lambda: clip_loss(clip_logits(model, images, tokens), labels),
                           ZOConfig(perturbation="block"), step_seed=mix(0, pos))
         g_hat = torch.cat([v.flatten() for v in est.values()])
         row = next(r for r in clip_rows if r["unit"] == f"{key[0]}/{key[1]}" and r["sample"] == 0)

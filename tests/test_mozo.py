@@ -1,6 +1,5 @@
 """MoZO's ingredients: the degeneracy of conservative + sign with one direction, and a default where eps acts."""
 import pytest
-import torch
 
 from zolib.analysis import eps_sensitivity
 from zolib.cl.profiles import profile_config

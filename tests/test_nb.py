@@ -7,7 +7,6 @@ import pytest
 from zolib import nb, studies
 from zolib.analysis.runs import per_seed_records, summary
 from zolib.studies import peers
-from zolib.cl.store import Store
 from zolib.errors import NanLossError
 
 SMALL = dict(protocol="5-steps", synthetic_train_per_class=8, synthetic_test_per_class=4, max_steps_per_task=2,

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zolib.analysis import (PeakMemory, SavedTensors, branch_gates, clip_loss, measure_step,
+from zolib.analysis import (PeakMemory, SavedTensors, branch_gates, measure_step,
                             optimizer_state_bytes, parameter_bytes)
-from zolib.models import MoEConfig, build_adapted_clip, tokenizer, trainable_units
+from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer, trainable_units
 from zolib.optim import build_optimizer
 
 
@@ -20,7 +20,7 @@ def clip():
     images = torch.randn(4, 3, 32, 32)
     tokens = tokenizer("zolib-tiny")([f"a photo of a thing number {i}" for i in range(5)])
     labels = torch.tensor([0, 1, 2, 3])
-    return model, lambda: clip_loss(model, images, tokens, labels)
+    return model, lambda: clip_loss(clip_logits(model, images, tokens), labels)
 
 
 def run(clip, method: str, **options):

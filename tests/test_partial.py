@@ -8,9 +8,8 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from zolib.models import MoEConfig, build_adapted_clip, clip_logits, tokenizer
+from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer
 from zolib.models.partial import PartialForward
 from zolib.optim import build_optimizer
 
@@ -40,7 +39,7 @@ def steps(clip, method, settings, partial, n=2):
     base, images, tokens, labels = clip
     model = copy.deepcopy(base)
     opt = build_optimizer(model, method, partial=partial, zo_lr=0.05, seed=7, **settings)
-    out = [opt.step(lambda: F.cross_entropy(clip_logits(model, images, tokens), labels)) for _ in range(n)]
+    out = [opt.step(lambda: clip_loss(clip_logits(model, images, tokens), labels)) for _ in range(n)]
     return out, model.state_dict(), opt
 
 
@@ -67,11 +66,11 @@ def test_a_probe_runs_only_the_perturbed_part(clip):
     hooks = [b.ln_1.register_forward_pre_hook(lambda m, a, i=i: runs["vision blocks"].append(i))
              for i, b in enumerate(model.visual.transformer.resblocks)]  # ln_1 runs only where a block computes
     opt = build_optimizer(model, "language")
-    result = opt.step(lambda: F.cross_entropy(clip_logits(model, images, tokens), labels))
+    result = opt.step(lambda: clip_loss(clip_logits(model, images, tokens), labels))
     assert result.forwards == 4 and runs["visual"] == 1 and runs["text"] == 4
     runs["vision blocks"].clear()
     opt = build_optimizer(model, "suffix6-vision")
-    opt.step(lambda: F.cross_entropy(clip_logits(model, images, tokens), labels))
+    opt.step(lambda: clip_loss(clip_logits(model, images, tokens), labels))
     probes = runs["vision blocks"][12:]  # after the unperturbed forward: 3 forwards from layer 6 up
     assert probes == list(range(6, 12)) * 3
     for h in hooks:
@@ -84,7 +83,7 @@ def test_the_cache_is_released_and_an_all_zo_branch_still_saves_nothing(clip):
     model, images, tokens, labels = clip
     opt = build_optimizer(model, "vision")
     with SavedTensors(branch_gates(model), exclude=model.parameters()) as saved:
-        opt.step(lambda: F.cross_entropy(clip_logits(model, images, tokens), labels))
+        opt.step(lambda: clip_loss(clip_logits(model, images, tokens), labels))
     assert saved.count["vision"] == 0 and saved.count["text"] > 0
     assert not opt._partial.inputs and not any(opt._partial.features.values()), "released after the step"
     assert PartialForward.supports(model)

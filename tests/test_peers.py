@@ -74,11 +74,10 @@ def test_zo_fc_trains_its_head_only_for_fc_epochs():
 
 
 def test_zo_fc_clips_its_zo_step_to_norm_one(tmp_path):
-    from zolib.optim import ZOConfig, build_optimizer
+    from zolib.optim import ZOConfig
     torch.manual_seed(0)
     lin = torch.nn.Linear(50, 1)
     x, y = torch.randn(8, 50), torch.randn(8, 1)
-    units = {("vision", 0): dict(lin.named_parameters())}
     for clip, bound in ((0.0, None), (1.0, 1.0)):
         net = torch.nn.Linear(50, 1)
         net.load_state_dict(lin.state_dict())

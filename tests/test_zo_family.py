@@ -2,10 +2,9 @@
 member one flag away."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from zolib.cl.profiles import profile_config
-from zolib.models import MoEConfig, build_adapted_clip, clip_logits, tokenizer, trainable_units
+from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer, trainable_units
 from zolib.optim import ZOConfig, build_optimizer, direction_seed, sample_direction, step_seed
 from zolib.optim.methods import ZO_OPTIMIZERS
 from zolib.optim.zo import estimate, make_groups
@@ -24,7 +23,7 @@ def clip():
     images = torch.randn(4, 3, 32, 32)
     tokens = tokenizer("zolib-tiny")([f"a photo of a thing number {i}." for i in range(5)])
     labels = torch.arange(4)
-    return model, lambda: F.cross_entropy(clip_logits(model, images, tokens), labels)
+    return model, lambda: clip_loss(clip_logits(model, images, tokens), labels)
 
 
 @pytest.mark.parametrize("branch", ["vision", "text"])

@@ -35,7 +35,7 @@ from statistics import median
 from typing import Any, Mapping, Sequence
 
 from . import paper
-from .analysis.dynamics import ZO_ACTED
+from .cl.diagnostics import ZO_ACTED, acted
 from .analysis.runs import combine, metric
 from .analysis.runs import mean as _mean
 from .analysis.stats import Paired, paired
@@ -80,7 +80,7 @@ def zo_untestable(runs: Mapping[str, Runs]) -> str:
             if any(r.get("diverged") for r in by_seed.values()):
                 continue
             return f"{label}: its ZO units never moved (held fixed, or no ZO units)"
-        if median(rates) < ZO_ACTED:
+        if not acted(median(rates)):
             return (f"{label}: reverting its ZO units changes {median(rates):.2%} of test predictions (median "
                     f"over {len(rates)} seeds), below the {ZO_ACTED:.0%} that counts as the ZO units having acted")
     return ""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import claims, studies
-from .analysis.runs import AllRuns, is_fewshot, per_seed_records, summary
+from .analysis.runs import is_fewshot, per_seed_records, summary
 from .cl.config import ExperimentConfig
 from .cl.profiles import Profile, get_profile
 from .cl.store import Store

@@ -188,7 +188,6 @@ def metric_vs_step(table, lines: dict, steps: list, references: dict):
     """Last and Avg against the ZO step: one errorbar line per entry of ``lines`` (``{line label: [run label
     per step]}``) from a :func:`zolib.analysis.runs.summary` ``table`` indexed by label, a cross on the axis
     where a run diverged, and ``references`` (``{label: line style}``) as horizontal lines with their bands."""
-    import numpy as np
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, metric in zip(axes, ("last", "avg")):
         for name, labels in lines.items():
@@ -350,7 +349,7 @@ def step_bytes(table, adapters: list):
 
 def ratio_bars(bars, adapters: list, order: tuple = ("Dual", "Vision", "Language")):
     """Notebook 06: peak memory over FO's per configuration, one bar per source of
-    :func:`zolib.analysis.footprint.ratio_bars` (the paper's reported ratio hatched), one panel per adapter."""
+    :func:`zolib.analysis.footprint.ratio_rows` (the paper's reported ratio hatched), one panel per adapter."""
     sources = list(dict.fromkeys(bars.source))
     fig, axes = plt.subplots(1, len(adapters), figsize=(5.2 * len(adapters), 3.6), sharey=True, squeeze=False)
     width = 0.8 / len(sources)
@@ -449,7 +448,6 @@ def claim_map(records: list):
 def annotate_points(ax, x, y, labels, fontsize: int = 7) -> None:
     """Label scattered points without overlaps: points that coincide (within 1% in x and 0.05 in y) share one
     label ``"a = b"``; the others are nudged upwards until no two labels overlap."""
-    import numpy as np
     groups: list[list[int]] = []
     for i in range(len(labels)):
         home = next((g for g in groups if abs(x[g[0]] - x[i]) <= 0.01 * abs(x[g[0]]) and abs(y[g[0]] - y[i]) <= 0.05),
@@ -476,7 +474,6 @@ def annotate_points(ax, x, y, labels, fontsize: int = 7) -> None:
 def accuracy_memory(table, memory_batch: int, seeds: int):
     """Notebook 07: Last (mean over seeds, 95% interval) against one step's peak bytes over FO's, each method
     labelled (coinciding methods share a label), with the Pareto front. Returns ``(figure, front labels)``."""
-    import numpy as np
 
     from .analysis.stats import pareto
     t = table.reset_index(drop=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .analysis.dynamics import HOLDS
+from .cl.diagnostics import ZO_ACTED
 from .cl.profiles import get_profile
 from .plotting import FIGURES, claim_map, savefig, title
 
@@ -86,8 +87,8 @@ def write(profile: str, folder: Path | None = None) -> Path:
               "paired: the mean difference, its 95% paired t interval, the paired t-test's p. *agrees* / *disagrees*: "
               "the interval excludes 0; *inconclusive*: it does not, and *detectable* is the smallest difference those "
               "seeds would have found with 80% power; *not testable here*: a ZO run it rests on did not act (reverting "
-              "its ZO units changes fewer than 1% of test predictions). The state of each ZO run: *inert*, *acts and "
-              "holds*, or *collapses* (diverged, or Last more than a point below the frozen model's, or a hybrid's ZO "
+              f"its ZO units changes fewer than {ZO_ACTED:.0%} of test predictions). The state of each ZO run: *inert*, "
+              "*acts and holds*, or *collapses* (diverged, or Last more than a point below the frozen model's, or a hybrid's ZO "
               "units undid more than half of what its FO units gained alone). A claim is judged at its **decisive "
               "point**, where every ZO run it rests on acts and holds.", ""]
     records = [(stem, c) for stem, r in results.items() for c in r.get("results", {}).get("claims", [])]

@@ -12,8 +12,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..cl.diagnostics import ZO_ACTED, acted
+
 OSCILLATES = 1.5  # loss jumps this many times the frozen model's own batch-to-batch jumps: "oscillates"
-ZO_ACTED = 0.01  # share of test predictions that putting the ZO units back must change: "the ZO units acted"
 Runs = Mapping[int, Mapping[str, Any]]  # {seed: result}
 
 
@@ -42,15 +43,17 @@ def pick_shares(runs: Runs) -> dict[str, float]:
     return {k: total[k] / n for k in sorted(total, key=int)} if n else {}
 
 
-def moved(runs: Runs, mode: str = "zo") -> dict[str, float]:
-    """Mean over seeds of ``|theta_T - theta_0| / |theta_0|`` after the final task, per branch, for
-    the units of ``mode`` (``zo``, ``fo`` or ``frozen``)."""
+def moved(runs: Runs, mode: str = "zo", by_branch: bool = True) -> dict[str, float] | float:
+    """``|theta_T - theta_0| / |theta_0|`` after the final task for the units of ``mode`` (``zo``, ``fo`` or
+    ``frozen``), averaged over seeds: per branch (``{"vision": ..., "text": ...}``), or with ``by_branch=False``
+    over seeds and branches together (NaN where the run has no such unit)."""
+    values = [(branch, by_mode[mode]) for r in runs.values() if r.get("movement")
+              for branch, by_mode in r["movement"][-1].items() if mode in by_mode]
+    if not by_branch:
+        return float(np.mean([v for _, v in values])) if values else math.nan
     out: dict[str, list[float]] = {}
-    for r in runs.values():
-        if r.get("movement"):
-            for branch, by_mode in r["movement"][-1].items():
-                if mode in by_mode:
-                    out.setdefault(branch, []).append(by_mode[mode])
+    for branch, v in values:
+        out.setdefault(branch, []).append(v)
     return {b: float(np.mean(v)) for b, v in out.items()}
 
 
@@ -58,39 +61,6 @@ def flips(runs: Runs) -> float:
     """Median over seeds of the share of test predictions the ZO units changed (NaN without ZO units)."""
     rates = [r["zo_effect"]["flip_rate"] for r in runs.values() if r.get("zo_effect")]
     return median(rates) if rates else math.nan
-
-
-def sweep_map(runs: Mapping[str, Runs], frozen: str, entries: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run of a step-size sweep: ``entries[label] = {"rule": ..., "sign": ..., "zo_lr": ...}``.
-
-    Columns: Last (mean over seeds, a diverged seed making it NaN), seeds diverged, the gain over the
-    frozen model, ``acted`` (the ZO units changed at least 1% of predictions, median over seeds),
-    ``oscillation`` (:func:`oscillation`), ``oscillates`` (above :data:`OSCILLATES`), the share of
-    conservative steps that kept theta, and ``reading``: *diverged*, *collapsed* (below the frozen
-    model in every seed), *holds* (within or above it), or *inert* (the ZO units did not act)."""
-    ref = {s: r["last"] for s, r in runs[frozen].items()}
-    rows = []
-    for label, meta in entries.items():
-        by_seed = runs[label]
-        lasts = [r["last"] for r in by_seed.values()]
-        diverged = sum(1 for r in by_seed.values() if r.get("diverged"))
-        gains = [r["last"] - ref[s] for s, r in by_seed.items() if r.get("last") is not None and s in ref]
-        acted = diverged > 0 or (flips(by_seed) >= ZO_ACTED)
-        osc = oscillation({s: r for s, r in by_seed.items() if not r.get("diverged")}, runs[frozen])
-        if diverged:
-            reading = "diverged"
-        elif not acted:
-            reading = "inert"
-        elif gains and all(g < 0 for g in gains):
-            reading = "collapsed"
-        else:
-            reading = "holds"
-        rows.append({"label": label, **meta, "last": float(np.mean(lasts)) if not diverged else math.nan,
-                     "diverged_seeds": diverged, "gain_over_frozen": float(np.mean(gains)) if gains else math.nan,
-                     "zo_flips": flips(by_seed), "acted": acted, "oscillation": osc,
-                     "oscillates": bool(osc > OSCILLATES) if not math.isnan(osc) else False,
-                     "kept_theta": pick_shares(by_seed).get("0", math.nan), "reading": reading})
-    return rows
 
 
 INERT, HOLDS, COLLAPSES = "inert", "acts and holds", "collapses"
@@ -123,6 +93,6 @@ def state(runs: Runs, frozen: Runs, control: Runs | None = None) -> tuple[str, s
         if gain > 0 and lost > UNDONE * gain:
             return COLLAPSES, f"its ZO units undid {lost:.2f} of the {gain:.2f} points its FO units gained alone"
     rate = flips(runs)
-    if not rate >= ZO_ACTED:
+    if not acted(rate):
         return INERT, f"reverting its ZO units changes {rate:.2%} of test predictions (< {ZO_ACTED:.0%})"
     return HOLDS, f"its ZO units change {rate:.1%} of test predictions; Last {below:+.2f} against frozen"

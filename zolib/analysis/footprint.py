@@ -252,7 +252,7 @@ def ratio_table(table):
     return side[side.method.isin(BRANCH_METHODS)].round(3)
 
 
-def ratio_bars(side, adapters: Sequence[str]):
+def ratio_rows(side, adapters: Sequence[str]):
     """The bars of the ratio figure: one row per (adapter, configuration, source), ours (step peak, with the
     weights, CUDA peak where measured) and the paper's reported ratio (hatched in the figure)."""
     import pandas as pd

@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..models import clip_logits
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
@@ -189,8 +187,3 @@ def measure_step(step: Callable[[], Any], model: nn.Module, params: Iterable[tor
                           saved.count, saved.bytes, tracker.peak if tracker else None,
                           tracker.cuda_peak if tracker else None)
     return out, report
-
-
-def clip_loss(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The harness's training loss: cross-entropy over :func:`zolib.models.clip_logits`."""
-    return F.cross_entropy(clip_logits(model, images, tokens), labels)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-
-from .dynamics import flips
+from .dynamics import flips, moved
 from .stats import mean_ci
 
 Runs = Mapping[int, Mapping[str, Any]]  # {seed: result} of one variant on one benchmark
@@ -33,14 +31,6 @@ def combine(runs: Mapping[str, Runs], labels: Sequence[str], field_: str,
 
 def mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs)
-
-
-def moved(runs: Runs, mode: str) -> float:
-    """Mean over seeds and branches of ``|theta_T - theta_0| / |theta_0|`` after the final task, for the units
-    of ``mode`` (``zo`` or ``fo``); NaN where the run has no such unit."""
-    values = [m[b][mode] for r in runs.values() if r.get("movement") for m in r["movement"][-1:] for b in m
-              if mode in m[b]]
-    return float(np.mean(values)) if values else math.nan
 
 
 def is_fewshot(result: Mapping[str, Any]) -> bool:
@@ -98,7 +88,7 @@ def summary(runs: AllRuns, reference: str | None = "frozen"):
                 if common:
                     row["gain_over_frozen"] = sum(last[s] - ref_last[s] for s in common) / len(common)
             row["zo_flips"] = flips(by_seed)
-            row["zo_moved"], row["fo_moved"] = moved(by_seed, "zo"), moved(by_seed, "fo")
+            row["zo_moved"], row["fo_moved"] = (moved(by_seed, m, by_branch=False) for m in ("zo", "fo"))
             rows.append(row)
     return pd.DataFrame(rows)
 

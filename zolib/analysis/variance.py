@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from scipy.special import gammaln
 
+from ..models import clip_logits, clip_loss, feature_logits
 from ..optim.directions import mix
 from ..optim.zo import ZOConfig, eval_mode, estimate, make_groups, zo_gradient
 
@@ -170,9 +171,6 @@ def quadratic_check(d: int, n: int, zo: ZOConfig = ZOConfig(), *, seed: int = 0,
 # --------------------------------------------------------------------------- CLIP with adapters
 
 
-def _clip_ce(model: nn.Module, img: torch.Tensor, txt: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """:func:`zolib.analysis.clip_loss` from already encoded (normalised) features, same operations."""
-    return F.cross_entropy(model.logit_scale.exp() * img @ txt.T, labels)
 
 
 def task_batches(bench, task: int, batch_size: int, tok: Callable, device: torch.device | str = "cpu",
@@ -209,7 +207,7 @@ def fo_warmup(model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tens
     for _ in range(steps):
         images, labels = next(batches)
         img = model.encode_image(images, normalize=True)
-        loss = _clip_ce(model, img, model.encode_text(tokens, normalize=True), labels)
+        loss = clip_loss(feature_logits(model, img, model.encode_text(tokens, normalize=True)), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -224,7 +222,7 @@ def unit_variance(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, 
     """Per (branch, layer) unit: ``n`` ZO estimates of that unit alone (block-wise perturbation)
     against the autograd gradient of the same loss on the same batch.
 
-    The loss is :func:`zolib.analysis.clip_loss` in eval mode (dropout and router noise off), so
+    The loss is :func:`zolib.models.clip_loss` in eval mode (dropout and router noise off), so
     it is deterministic. Units default to :func:`zolib.models.trainable_units`. Sample ``i`` of
     unit ``u`` averages ``zo.q`` directions; all samples of a unit come from one
     :func:`zolib.optim.zo.estimate` call with ``q = n * zo.q`` and ``step_seed = mix(seed, u)``
@@ -239,15 +237,18 @@ def unit_variance(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, 
     rows: list[dict[str, Any]] = []
     with eval_mode(model):
         params = [p for ps in units.values() for p in ps.values()]
-        loss = _clip_ce(model, model.encode_image(images, normalize=True),
-                        model.encode_text(tokens, normalize=True), labels)
+        loss = clip_loss(clip_logits(model, images, tokens), labels)
         grads = dict(zip(map(id, params), torch.autograd.grad(loss, params, allow_unused=True)))
         with torch.inference_mode():
             img = model.encode_image(images, normalize=True)
             txt = model.encode_text(tokens, normalize=True)
-            loss0 = float(_clip_ce(model, img, txt, labels))
-            closures = {"vision": lambda: _clip_ce(model, model.encode_image(images, normalize=True), txt, labels),
-                        "text": lambda: _clip_ce(model, img, model.encode_text(tokens, normalize=True), labels)}
+            loss0 = float(clip_loss(feature_logits(model, img, txt), labels))
+            def image_side() -> torch.Tensor:
+                return clip_loss(feature_logits(model, model.encode_image(images, normalize=True), txt), labels)
+
+            def text_side() -> torch.Tensor:
+                return clip_loss(feature_logits(model, img, model.encode_text(tokens, normalize=True)), labels)
+            closures = {"vision": image_side, "text": text_side}
             for pos, (key, ps) in enumerate(units.items()):
                 branch, layer = key
                 grad = torch.cat([(grads[id(p)] if grads[id(p)] is not None else torch.zeros_like(p))

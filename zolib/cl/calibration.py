@@ -13,7 +13,7 @@ ZO step needs. :func:`calibrate`, for a configuration and its :class:`Calibratio
 3. Each ``zo_lr`` of the grid trains the same stream from the same start and gets its Avg the same way,
    plus the share of held-out predictions that putting its ZO units back to their initial values changes.
 4. A step **qualifies** when its ZO units acted (that share is at least ``acted``, 1%: the threshold of
-   :data:`zolib.analysis.dynamics.ZO_ACTED`) and its Avg is no worse than the control's by more than
+   :data:`zolib.cl.diagnostics.ZO_ACTED`) and its Avg is no worse than the control's by more than
    ``margin`` (1 point) and it did not diverge. The qualifying step with the best Avg wins (ties within
    1e-9: the smaller step). A win at the edge of the grid extends the grid by one step of its own ratio,
    at most ``extend`` times per side.
@@ -38,7 +38,7 @@ from ..errors import NanLossError, ZolibError
 from ..models import tokenizer
 from ..runtime import provenance, seed_everything
 from .config import ExperimentConfig
-from .diagnostics import adapter_state, revert_zo
+from .diagnostics import ZO_ACTED, adapter_state, revert_zo
 from .evaluation import held_out, predict
 from .factory import build_model, load_benchmark, resolve_device
 from .trainer import task_indices, train_task
@@ -52,7 +52,7 @@ class Calibration:
     tasks: int = 3             # the first tasks of the stream it trains and scores (A-GEM: 3)
     val_fraction: float = 0.2  # held out of each of those tasks' training images
     margin: float = 1.0        # points of held-out Avg a step may lose against the control and still qualify
-    acted: float = 0.01        # share of held-out predictions its ZO units must change (zolib.analysis.dynamics)
+    acted: float = ZO_ACTED    # share of held-out predictions its ZO units must change (zolib.cl.diagnostics)
     extend: int = 2            # grid extensions per side when the pick sits at an edge
     seed: int = 0
 

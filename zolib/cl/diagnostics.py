@@ -21,6 +21,15 @@ from .config import ExperimentConfig
 from .evaluation import accuracy, predict
 from .factory import run_modes
 
+ZO_ACTED = 0.01
+"""The one threshold of "the ZO units acted": the share of predictions that putting them back must change
+(test images for a run, held-out images for a calibration step)."""
+
+
+def acted(flip_rate: float) -> bool:
+    """Whether ZO units whose reverting changes ``flip_rate`` of the predictions acted (:data:`ZO_ACTED`)."""
+    return flip_rate >= ZO_ACTED
+
 
 def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A CPU copy of the trainable (adapter) parameters."""

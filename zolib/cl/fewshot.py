@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..models import tokenizer
+from ..models import clip_loss, feature_logits, tokenizer
 from ..models.units import PROMPT
 from ..runtime import provenance, seed_everything
 from .config import ExperimentConfig
@@ -54,7 +53,7 @@ def run_fewshot(cfg: ExperimentConfig, shots: int = 16, queries: int = 2000) -> 
         test_feats = torch.cat([model.encode_image(x.to(device), normalize=True) for x in test_images.split(500)])
 
     def loss() -> torch.Tensor:
-        return F.cross_entropy(model.logit_scale.exp() * feats @ model.encode_text(tokens, normalize=True).T, targets)
+        return clip_loss(feature_logits(model, feats, model.encode_text(tokens, normalize=True)), targets)
 
     @torch.no_grad()
     def test_predictions() -> torch.Tensor:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from ..models import tokenizer
+from ..models import clip_loss, tokenizer
 from ..models.specs import model_spec
 from .config import ExperimentConfig, resolve
 from .evaluation import classifier
@@ -67,7 +66,7 @@ class RandomStep:
     text_tokens: torch.Tensor  # the task's class prompts, tokenized
 
     def closure(self) -> torch.Tensor:
-        return F.cross_entropy(self.logits(self.images), self.labels)
+        return clip_loss(self.logits(self.images), self.labels)
 
     def optimizer(self, cfg: ExperimentConfig | None = None, total_steps: int = 100, seed: int = 0,
                   partial: bool = True) -> Any:

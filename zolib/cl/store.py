@@ -19,6 +19,7 @@ or, for a few-shot run, its ``(shots, queries)``. Every kind goes through the sw
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -53,7 +54,6 @@ def code_sources() -> list[Path]:
     on the way), read from the source with :mod:`ast`, plus the data those modules read (the open_clip
     configs, the shipped weights' record, the dataset manifests). Derived from the package, so a new
     module the harness imports is hashed without anyone adding it to a list."""
-    import ast
     root = Path(__file__).resolve().parent.parent
     todo, seen = list(ENTRY_POINTS), set()
     while todo:
@@ -83,14 +83,71 @@ def code_sources() -> list[Path]:
     return sorted(files) + sorted(data)
 
 
+_MESSAGES = {"print", "warn", "write", "echo"}
+"""Calls whose string arguments are messages to a person (print, warnings.warn, tqdm.write, sys.stderr.write)."""
+_MESSAGE_KEYWORDS = {"help", "desc"}
+"""Keyword arguments that are display text (argparse's help, tqdm's desc)."""
+
+
+class _Meaning(ast.NodeTransformer):
+    """Strips what cannot change a number from a module's syntax tree: docstrings (comments never reach the
+    tree), and the text of messages: what a ``raise`` says, and the strings given to :data:`_MESSAGES` calls
+    and :data:`_MESSAGE_KEYWORDS`. The exception's type, the call and everything computed stay."""
+
+    def _undoc(self, node):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return self.generic_visit(node)
+
+    visit_Module = visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _undoc
+
+    @staticmethod
+    def _silence(node):
+        for sub in ast.walk(node):
+            for name, value in ast.iter_fields(sub):
+                if isinstance(value, ast.JoinedStr) or isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    setattr(sub, name, ast.Constant(""))
+                elif isinstance(value, list):
+                    setattr(sub, name, [ast.Constant("") if isinstance(v, ast.JoinedStr) or isinstance(v, ast.Constant)
+                                        and isinstance(v.value, str) else v for v in value])
+        return node
+
+    def visit_Raise(self, node):
+        return self._silence(node)
+
+    def visit_Call(self, node):
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in _MESSAGES:
+            return self._silence(node)
+        for kw in node.keywords:
+            if kw.arg in _MESSAGE_KEYWORDS:
+                self._silence(kw)
+        return self.generic_visit(node)
+
+
+def code_meaning(source: str, name: str = "<module>") -> bytes:
+    """What a zolib module means for the numbers: its syntax tree without docstrings, comments, line numbers
+    or messages (:class:`_Meaning`), dumped. Editing any of those keeps it; changing an expression does not."""
+    tree = _Meaning().visit(ast.parse(source, name))
+    return ast.dump(tree, annotate_fields=False, include_attributes=False).encode()
+
+
 @lru_cache(maxsize=1)
 def code_hash() -> str:
-    """Hash of the zolib files that decide an experiment's numbers (:func:`code_sources`)."""
+    """Hash of what the zolib files that decide an experiment's numbers mean (:func:`code_sources`): each
+    module's :func:`code_meaning`, each data file's JSON in canonical form. A comment, a docstring or an error
+    message edited keeps every stored result; a changed expression re-keys them."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for f in code_sources():
         name = f.relative_to(root).as_posix() if f.is_relative_to(root) else "manifests/" + f.name
-        h.update(name.encode() + f.read_bytes())
+        text = f.read_text()
+        meaning = code_meaning(text, name) if f.suffix == ".py" else \
+            json.dumps(json.loads(text), sort_keys=True, separators=(",", ":")).encode()
+        h.update(name.encode() + b"\0" + meaning + b"\0")
     return h.hexdigest()[:12]
 
 

@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from ..errors import NanLossError, ZolibError
-from ..models import tokenizer
+from ..models import clip_loss, tokenizer
 from ..models.units import HEAD
 from ..optim.zo import loss_value
 from ..runtime import atomic_save_checkpoint, atomic_write_json, load_checkpoint, provenance, seed_everything
@@ -80,7 +79,7 @@ def train_task(cfg: ExperimentConfig, model: torch.nn.Module, bench, task: int, 
             if head_steps is not None and len(losses) == head_steps:  # ZO-FC: the head trains its first fc_epochs
                 opt.hold(HEAD)
             try:
-                result = opt.step(lambda: F.cross_entropy(logits(images), target))
+                result = opt.step(lambda: clip_loss(logits(images), target))
                 loss_value(result.loss, len(losses), "reported")
             except NanLossError as err:
                 raise NanLossError(f"task {task + 1}, step {len(losses) + 1}: {err} (lr {cfg.lr}, zo_lr "

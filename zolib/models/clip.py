@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import ZolibError, check_choice
 from .architectures import MODELS, TINY, random_clip
+from .loss import feature_logits
 from .lora import LoRAConfig, add_lora
 from .moe import MoEAdapter, MoEConfig
 from .tiny import pretrained_tiny_clip
@@ -188,7 +189,7 @@ def build_adapted_clip(name: str = "ViT-B-16", pretrained: str = "openai", adapt
 
 
 def clip_logits(model: nn.Module, images: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
-    """CLIP's classification logits: ``exp(logit_scale) * norm(f_img) @ norm(f_txt).T``."""
+    """CLIP's classification logits: :func:`feature_logits` of ``norm(f_img)`` and ``norm(f_txt)``."""
     img = model.encode_image(images, normalize=True)
     txt = model.encode_text(text_tokens, normalize=True)
-    return model.logit_scale.exp() * img @ txt.T
+    return feature_logits(model, img, txt)

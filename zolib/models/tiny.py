@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..errors import ZolibError
 from ..runtime import atomic_write_bytes, atomic_write_json, provenance
 from .architectures import CONFIG_DIR, TINY, random_clip
+from .loss import clip_loss, feature_logits
 
 WEIGHTS = Path(__file__).parent / "weights" / f"{TINY}.safetensors"
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), progress: bool = True) -> t
         images = normalise(draw(pairs[idx], seed=cfg.seed * 1000 + step))
         img = F.normalize(model.encode_image(images), dim=-1)
         txt = F.normalize(model.encode_text(texts), dim=-1)
-        loss = F.cross_entropy(model.logit_scale.exp() * img @ txt.T, idx)
+        loss = clip_loss(feature_logits(model, img, txt), idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
