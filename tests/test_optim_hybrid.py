@@ -48,8 +48,8 @@ CONFIGS = [
     dict(rule="conservative", sign="elementwise"),
     dict(rule="conservative", sign="elementwise", q=3),
     dict(rule="aggressive", sign="projected", q=2),
-    dict(rule="aggressive", momentum=0.9),
-    dict(rule="conservative", adam_betas=(0.9, 0.999), sign="elementwise"),
+    dict(rule="aggressive", base="momentum", momentum=0.9),
+    dict(rule="conservative", base="adam", adam_betas=(0.9, 0.999), sign="elementwise"),
     dict(rule="aggressive", perturbation="block", estimator="two-sided"),
 ]
 
@@ -242,7 +242,7 @@ def test_schedule_drives_fo_and_zo_lr_and_lambdalr_works():
 
 
 def test_state_dict_resumes_the_same_trajectory():
-    zo = ZOConfig(rule="conservative", adam_betas=(0.9, 0.99), sign="projected", q=2, zo_lr=1e-2)
+    zo = ZOConfig(rule="conservative", base="adam", adam_betas=(0.9, 0.99), sign="projected", q=2, zo_lr=1e-2)
 
     def run(steps, resume_from=None):
         net = Net()

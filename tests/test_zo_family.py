@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from zolib.cl.profiles import profile_config
+from zolib.errors import ZolibError
 from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer, trainable_units
 from zolib.optim import ZOConfig, build_optimizer, direction_seed, sample_direction, step_seed
+from zolib.optim.infty import infty_name
 from zolib.optim.methods import ZO_OPTIMIZERS
 from zolib.optim.zo import estimate, make_groups
 
@@ -75,3 +77,26 @@ def test_mezo_is_two_forwards_a_step_and_forward_grad_one():
     assert build_optimizer(model, "dual", zo=mezo).forwards_per_step == 2
     assert build_optimizer(model, "dual", estimator="forward-grad", rule="aggressive").forwards_per_step == 1
     assert build_optimizer(model, "vision", estimator="forward-grad", rule="aggressive").forwards_per_step == 2
+
+
+@pytest.mark.parametrize("member, name", [("zo-sgd", "zo_sgd"), ("zo-sgd-momentum", "zo_sgd"),
+                                          ("zo-sgd-sign", "zo_sgd_sign"), ("zo-sgd-conserve", "zo_sgd_conserve"),
+                                          ("zo-adam", "zo_adam")])
+def test_infty_runs_each_member_it_has_under_its_own_name(member, name):
+    assert infty_name(profile_config("smoke", method="dual", zo_optimizer=member).zo) == name
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(rule="aggressive", sign="elementwise"), "no rule 'aggressive' with sign 'elementwise'"),
+    (dict(rule="conservative", sign="projected"), "no rule 'conservative' with sign 'projected'"),
+    (dict(rule="conservative", base="adam", adam_betas=(0.9, 0.999)), "base sgd"),
+    (dict(rule="conservative", q=2), "q = 1"),
+    (dict(distribution="rademacher"), "Gaussian directions only"),
+    (dict(estimator="forward-grad"), "forward_grad"),
+    (dict(perturbation="block"), "jointly"),
+])
+def test_infty_refuses_what_it_cannot_run_in_one_line(settings, message):
+    """Never a near miss: the cross-check must compare one algorithm with itself."""
+    with pytest.raises(ZolibError, match=message) as err:
+        infty_name(ZOConfig(**{"estimator": "two-sided", **settings}))
+    assert len(str(err.value).splitlines()) == 1

@@ -22,7 +22,6 @@ CLI_ONLY = ("benchmark", "method", "seed")  # declared by hand below (with choic
 HELP = {
     "protocol": "class-incremental protocol (default: the benchmark's)",
     "adapter": "moe | lora", "zo_lr": "ZO step size (default: lr, the paper's literal setting; 0 holds ZO units fixed)",
-    "rule": "aggressive | conservative", "sign": "none | elementwise | projected",
     "distribution": "gaussian | rademacher", "perturbation": "joint | block",
     "q": "ZO directions averaged per step", "eps": "ZO perturbation scale", "eps_vision": "eps of vision units",
     "eps_text": "eps of text units", "max_steps_per_task": "steps per task (0: one epoch; with --dry-run: 2)",
@@ -66,6 +65,7 @@ def _converter(annotation: str):
 def config_flags(parser: argparse.ArgumentParser) -> list[str]:
     """Add one ``--flag`` per experiment and ZO field (same name, dashes for underscores); returns the names."""
     from .cl.config import ExperimentConfig
+    from .optim.rules import REGISTRIES
     from .optim.sharpzo import SharpZOConfig
     from .optim.zo import ZOConfig
     names = []
@@ -77,7 +77,8 @@ def config_flags(parser: argparse.ArgumentParser) -> list[str]:
             if f.name in CLI_ONLY or f.name in ("zo", "zo_mask", "sharpzo"):
                 continue
             where.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_converter(str(f.type)),
-                               default=None, metavar=f.name.upper(), help=HELP.get(f.name))
+                               default=None, metavar=f.name.upper(),
+                               help=" | ".join(REGISTRIES[f.name]) if f.name in REGISTRIES else HELP.get(f.name))
             names.append(f.name)
     return names
 

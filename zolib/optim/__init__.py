@@ -2,7 +2,8 @@
 
 - :mod:`.directions`: seeded direction regeneration (MeZO's seed trick).
 - :mod:`.zo`: :class:`ZOConfig`, the estimator (paper Eq. 2) and perturbation by data swap (:class:`.zo.Substitution`).
-- :mod:`.rules`: aggressive (ZO*) / conservative rules, sign variants, momentum, Adam.
+- :mod:`.rules`: the registries of rules (aggressive (ZO*), conservative), signs and base optimizers (sgd,
+  momentum, Adam).
 - :mod:`.hybrid`: :class:`HybridOptimizer`, AdamW on FO units and ZO on ZO units.
 - :mod:`.methods`: the method registry (fo, frozen, dual, vision, language, layer-wise, mozo, custom).
 - :mod:`.build`: :func:`build_optimizer`, from a method name to an optimizer.
@@ -12,10 +13,10 @@ from .build import ZO_FIELDS, build_optimizer, unit_layers, unit_modes, zo_confi
 from .directions import DISTRIBUTIONS, direction_seed, sample_direction, step_seed
 from .hybrid import HybridOptimizer, StepResult, forwards_per_step
 from .methods import MOZO
-from .rules import UpdateRule, candidate_multipliers
-from .zo import ESTIMATORS, PERTURBATIONS, RULES, SIGNS, ZOConfig, zo_gradient
+from .rules import BASES, RULES, SIGNS, Base, Rule, Sign, candidate_multipliers, register
+from .zo import ESTIMATORS, PERTURBATIONS, ZOConfig, zo_gradient
 
 __all__ = ["methods", "ZO_FIELDS", "build_optimizer", "unit_layers", "unit_modes", "zo_config", "DISTRIBUTIONS",
            "direction_seed", "sample_direction", "step_seed", "HybridOptimizer", "StepResult", "forwards_per_step",
-           "MOZO", "UpdateRule", "candidate_multipliers", "ESTIMATORS", "PERTURBATIONS", "RULES", "SIGNS",
-           "ZOConfig", "zo_gradient"]
+           "MOZO", "BASES", "RULES", "SIGNS", "Base", "Rule", "Sign", "candidate_multipliers", "register",
+           "ESTIMATORS", "PERTURBATIONS", "ZOConfig", "zo_gradient"]

@@ -34,9 +34,10 @@ One step:
 2. ZO estimate (:mod:`zolib.optim.zo`), all perturbed forwards under ``torch.inference_mode``
    (so the closure must not keep tensors it makes for a later autograd pass), reusing
    ``L(theta)`` in one-sided mode.
-3. ZO update (:mod:`zolib.optim.rules`), scaled by ``mix`` (the paper's lambda, default 1).
-   Conservative candidates move all ZO units together (in block mode too) and are
-   evaluated with the FO units still at ``theta``; ``info["multiplier"]`` is the candidate kept.
+3. ZO update (:mod:`zolib.optim.rules`: the rule's candidates, the sign, the base optimizer), scaled by
+   ``mix`` (the paper's lambda, default 1). A rule's candidates (conservative's) move all ZO units
+   together (in block mode too) and are evaluated with the FO units still at ``theta``;
+   ``info["multiplier"]`` is the candidate kept, ``info["candidate_losses"]`` their losses.
 4. FO update: ``torch.optim.AdamW`` over the FO parameters (weight decay ``weight_decay``).
    ZO parameters get the same decoupled decay ``p *= 1 - lr * weight_decay`` after their
    update (not seen by the candidate forwards).
@@ -45,7 +46,8 @@ Parameters that a ZO forward cannot inform (:data:`zolib.models.units.ZO_INERT`:
 router-noise matrix, which acts only through train-mode noise) are held fixed in ZO units.
 
 Forward passes per step (``q`` directions, ``U`` ZO units, ``C`` candidates; checked by
-tests/test_optim_hybrid.py and :func:`forwards_per_step`):
+tests/test_optim_hybrid.py and :func:`forwards_per_step`). Another rule adds its own
+:meth:`~zolib.optim.rules.Rule.forwards` and, where it tries ``theta``, ``L(theta)``, as conservative does:
 
 =========  ==========  ==============  ======================  ==========================
 FO units   estimator   rule            joint perturbation      block-wise perturbation
@@ -90,7 +92,7 @@ from ..models.partial import PartialForward
 from ..models.units import zo_inert
 from ..rng import mix
 from .directions import step_seed
-from .rules import UpdateRule, candidate_multipliers
+from .rules import RULES, Update
 from .zo import (Estimate, Substitution, Units, ZOConfig, ZOGroup, estimate, loss_value, make_groups,
                  normalize_units, owners_of)
 
@@ -112,11 +114,11 @@ def forwards_per_step(zo: ZOConfig, n_zo_units: int, has_fo: bool) -> int:
     """Forward passes of one step: the table in this module's docstring."""
     if n_zo_units == 0:
         return 1
+    rule = RULES[zo.rule]
     probes = zo.q * (n_zo_units if zo.perturbation == "block" else 1)
     two_sided = zo.estimator == "two-sided"
-    needs_loss0 = has_fo or zo.estimator == "one-sided" or zo.rule == "conservative"
-    extra = zo.candidates - 1 if zo.rule == "conservative" else 0
-    return int(needs_loss0) + probes * (2 if two_sided else 1) + extra
+    needs_loss0 = has_fo or zo.estimator == "one-sided" or rule.needs_loss(zo)
+    return int(needs_loss0) + probes * (2 if two_sided else 1) + rule.forwards(zo)
 
 
 def unit_module(model: nn.Module, params: Mapping[str, nn.Parameter]) -> nn.Module:
@@ -186,7 +188,7 @@ class HybridOptimizer(torch.optim.Optimizer):
                                eps=zo.eps_for(key), lr=group_lr, base_lr=group_lr, weight_decay=weight_decay))
         super().__init__(groups, dict(lr=lr, weight_decay=weight_decay))
         self.model, self.zo, self.mix, self.schedule, self.seed = model, zo, mix, schedule, seed
-        self.rule = UpdateRule(zo)
+        self.rule, self.update = RULES[zo.rule], Update(zo)
         self.steps = 0
         zo_units = OrderedDict((k, OrderedDict((n, p) for n, p in ps.items() if not zo_inert(n)))
                                for k, ps in units.items() if modes[k] == "zo")
@@ -314,7 +316,7 @@ class HybridOptimizer(torch.optim.Optimizer):
             if has_fo:
                 with record:
                     loss0, forwards = self._fo_forward_backward(closure), 1
-            elif not self._zo or zo.estimator == "one-sided" or zo.rule == "conservative":
+            elif not self._zo or zo.estimator == "one-sided" or self.rule.needs_loss(zo):
                 with torch.inference_mode(), record:
                     loss0, forwards = loss_value(closure(), self.steps, "unperturbed"), 1
             if self._zo:
@@ -323,14 +325,17 @@ class HybridOptimizer(torch.optim.Optimizer):
                     est, losses = estimate(closure, self._zo, zo, step_seed(self.seed, self.steps), loss0,
                                            self.steps, probe)
                     forwards += len(losses)
-                    multiplier = -1
                     if zo.clip_norm:
                         norm = est.norm([e for g in self._zo for e in g.entries])
                         if norm > zo.clip_norm:
                             est.scale(zo.clip_norm / norm)
-                    if zo.rule == "conservative":
-                        multiplier, info["candidate_losses"] = self._choose(closure, est, loss0)
-                        forwards += len(info["candidate_losses"]) - 1
+                    multipliers = self.rule.multipliers(zo)
+                    if len(multipliers) == 1:
+                        multiplier = multipliers[0]
+                    else:
+                        info["candidate_losses"] = self._candidate_losses(closure, est, loss0, multipliers)
+                        multiplier = self.rule.choose(info["candidate_losses"])
+                        forwards += sum(m != 0 for m in multipliers)
                 with torch.no_grad():
                     self._apply(est, multiplier, zo_pgs)
                 info.update(multiplier=multiplier, projected=est.coefs)
@@ -364,27 +369,32 @@ class HybridOptimizer(torch.optim.Optimizer):
                 p.requires_grad_(flag)
         return value
 
-    def _choose(self, closure, est: Estimate, loss0: float) -> tuple[int, dict[int, float]]:
-        """Evaluate the conservative candidates; return the best multiplier and all losses."""
+    def _candidate_losses(self, closure, est: Estimate, loss0: float | None,
+                          multipliers: list[int]) -> dict[int, float]:
+        """``{m: L(theta + m Delta)}`` for the rule's candidates, in order (``m = 0``: ``loss0``, no forward)."""
         alphas = [pg["lr"] * self.mix for pg in self._groups("zo")]
         entries = [e for g in self._zo for e in g.entries]
-        losses = {0: loss0}
+        losses = {}
         partial = self._partial is not None and self._partial.ready
-        for m in candidate_multipliers(self.zo.candidates)[1:]:
+        for m in multipliers:
+            if m == 0:
+                losses[0] = loss0
+                continue
+
             def candidate(e, p, m=m):
                 t = p.clone()
-                self.rule.add_(t, e, est, self.state[e.param], m * alphas[e.group])
+                self.update.add_(t, e, est, self.state[e.param], m * alphas[e.group])
                 return t
             with Substitution(entries, candidate), (self._probe(self._zo) if partial else nullcontext()):
                 value = float(closure())
             losses[m] = value if math.isfinite(value) else math.inf  # a diverging candidate is rejected
-        return min(losses, key=losses.__getitem__), losses
+        return losses
 
     def _apply(self, est: Estimate, multiplier: int, zo_pgs: list[dict]) -> None:
         for g, pg in zip(self._zo, zo_pgs):
             decay = pg["lr"] * pg["weight_decay"]
             for e in g.entries:
-                self.rule.add_(e.param, e, est, self.state[e.param], multiplier * pg["lr"] * self.mix, commit=True)
+                self.update.add_(e.param, e, est, self.state[e.param], multiplier * pg["lr"] * self.mix, commit=True)
                 if decay:
                     e.param.mul_(1 - decay)
 

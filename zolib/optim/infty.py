@@ -18,24 +18,40 @@ from torch import nn
 from ..errors import ZolibError
 from ..models.units import zo_inert
 from .hybrid import StepResult
+from .rules import BASES
 from .zo import Units, ZOConfig, loss_value, normalize_units
+
+# zolib's base optimizer -> infty's name prefix and the torch optimizer infty steps with the estimate in .grad
+INFTY_BASES: dict[str, tuple[str, Callable[[list, ZOConfig], torch.optim.Optimizer]]] = {
+    "sgd": ("zo_sgd", lambda params, zo: torch.optim.SGD(params, lr=zo.zo_lr)),
+    "momentum": ("zo_sgd", lambda params, zo: torch.optim.SGD(params, lr=zo.zo_lr, momentum=zo.momentum)),
+    "adam": ("zo_adam", lambda params, zo: torch.optim.Adam(params, lr=zo.zo_lr, betas=zo.adam_betas,
+                                                             eps=zo.adam_eps)),
+}
+# zolib's (rule, sign) -> the suffix of infty's name
+INFTY_RULES = {("aggressive", "none"): "", ("aggressive", "projected"): "_sign", ("conservative", "none"): "_conserve"}
 
 
 def infty_name(zo: ZOConfig) -> str:
-    """The ``inftyopt`` of infty's ZeroFlow that matches ``zo`` (one-line error where none does)."""
+    """The ``inftyopt`` of infty's ZeroFlow that runs the same algorithm as ``zo``: a one-line error where
+    none does (never a near miss, so the cross-check compares one algorithm with itself)."""
     if zo.estimator == "forward-grad":
         raise ZolibError("infty's forward_grad needs a functional closure; cross-check the forward gradient against "
                          "autograd instead (tests/test_zo_family.py)")
     if zo.eps_vision not in (None, zo.eps) or zo.eps_text not in (None, zo.eps) or zo.perturbation != "joint":
         raise ZolibError("infty's ZeroFlow has one eps and perturbs all parameters jointly")
-    if zo.clip_norm or zo.sign == "elementwise":
-        raise ZolibError("infty's ZeroFlow has no gradient clipping and only the projected sign")
-    base = "zo_adam" if zo.adam_betas is not None else "zo_sgd"
-    if zo.rule == "conservative":
-        if zo.q != 1 or zo.candidates != 3:
-            raise ZolibError("infty's conservative rule uses q = 1 and 3 candidates")
-        return base + "_conserve"
-    return base + ("_sign" if zo.sign == "projected" else "")
+    if zo.clip_norm or zo.distribution != "gaussian":
+        raise ZolibError("infty's ZeroFlow has no gradient clipping and draws Gaussian directions only")
+    if zo.base not in INFTY_BASES:
+        raise ZolibError(f"infty's ZeroFlow has no base optimizer {zo.base!r}; it has {', '.join(INFTY_BASES)}")
+    suffix = INFTY_RULES.get((zo.rule, zo.sign))
+    if suffix is None:
+        raise ZolibError(f"infty's ZeroFlow has no rule {zo.rule!r} with sign {zo.sign!r}; it has "
+                         + ", ".join(f"{rule} with sign {sign}" for rule, sign in INFTY_RULES))
+    if suffix == "_conserve" and (zo.q != 1 or zo.candidates != 3 or BASES[zo.base].stateful):
+        raise ZolibError("infty's conservative rule uses q = 1, 3 candidates and base sgd (it steps its base "
+                         "optimizer once per candidate)")
+    return INFTY_BASES[zo.base][0] + suffix
 
 
 class InftyZeroFlow:
@@ -56,12 +72,8 @@ class InftyZeroFlow:
             raise ZolibError("the ZO step zo.zo_lr is unset; give a number (ZOConfig.with_step(lr))")
         self.zo_lr = zo.zo_lr
         self.name = infty_name(zo)
-        if zo.adam_betas is not None:
-            base = torch.optim.Adam(self.params, lr=self.zo_lr, betas=zo.adam_betas, eps=zo.adam_eps)
-        else:
-            base = torch.optim.SGD(self.params, lr=self.zo_lr, momentum=zo.momentum)
-        self.base = base
-        self.opt = ZeroFlow(self.params, base, model, {
+        self.base = INFTY_BASES[zo.base][1](self.params, zo)
+        self.opt = ZeroFlow(self.params, self.base, model, {
             "inftyopt": self.name, "q": zo.q, "zo_eps": zo.eps, "memory_efficient": True,
             "perturbation_mode": "two_side" if zo.estimator == "two-sided" else "one_side"})
         self.forwards_per_step = 5 if self.name.endswith("conserve") else 2 * zo.q

@@ -51,13 +51,13 @@ ZO_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "zo-sgd": ("MeZO's ZO-SGD: two-sided, q = 1, one step per estimate, constant learning rate",
                {"estimator": "two-sided", "q": 1, "rule": "aggressive", "sign": "none", "schedule": "constant"}),
     "zo-sgd-momentum": ("ZO-SGD with momentum 0.9 on the estimate (ZeroFlow's zo_sgd with a momentum base)",
-                        {"estimator": "two-sided", "rule": "aggressive", "momentum": 0.9}),
+                        {"estimator": "two-sided", "rule": "aggressive", "base": "momentum", "momentum": 0.9}),
     "zo-sgd-sign": ("ZO-SGD-Sign: the sign of the projected difference times the direction (ZeroFlow, ZO-Bench)",
                     {"estimator": "two-sided", "rule": "aggressive", "sign": "projected"}),
     "zo-sgd-conserve": ("ZO-SGD-Conserve: keep the best of theta, theta -+ step (ZeroFlow, ZO-Bench)",
                         {"estimator": "two-sided", "rule": "conservative"}),
     "zo-adam": ("ZO-Adam: Adam moments on the estimate, betas 0.9, 0.999 (ZeroFlow, ZO-Bench)",
-                {"estimator": "two-sided", "rule": "aggressive", "adam_betas": (0.9, 0.999)}),
+                {"estimator": "two-sided", "rule": "aggressive", "base": "adam", "adam_betas": (0.9, 0.999)}),
     "forward-grad": ("forward gradient: the exact directional derivative by forward-mode AD (ZeroFlow)",
                      {"estimator": "forward-grad", "rule": "aggressive"}),
 }
@@ -131,7 +131,7 @@ FIXED: dict[str, Method] = {m.name: m for m in [
 # old-class rows frozen. The text adapters are not trained (the text encoder only initialises rows).
 ZO_FC: dict[str, Any] = {"classifier": "head", "fo_optimizer": "sgd", "lr": 0.01, "zo_lr": 0.01,
                          "estimator": "two-sided", "distribution": "rademacher", "q": 4, "rule": "aggressive",
-                         "momentum": 0.9, "clip_norm": 1.0}
+                         "base": "momentum", "momentum": 0.9, "clip_norm": 1.0}
 FIXED["zo-fc"] = Method("zo-fc", "peer", "ZO-FC: ZO (Rademacher, two-sided, q 4, clipped, SGD momentum) on the vision "
                         "adapters, FO (SGD) on a linear head; lr 0.01", lambda b, l, n: b == "vision", ZO_FC)
 

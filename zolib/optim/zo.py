@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, ContextManager, Hashable, Iterator, Mapping, Sequence
 
 import torch
@@ -44,11 +44,10 @@ from torch import nn
 
 from ..errors import NanLossError, ZolibError, check_choice
 from .directions import DISTRIBUTIONS, direction_seed, sample_direction
+from .rules import BASES, REGISTRIES, RULES, SIGNS
 
 ESTIMATORS = ("one-sided", "two-sided", "forward-grad")
 PERTURBATIONS = ("joint", "block")
-RULES = ("aggressive", "conservative")
-SIGNS = ("none", "elementwise", "projected")
 
 Units = Mapping[Hashable, "Mapping[str, nn.Parameter] | Sequence[nn.Parameter]"]
 
@@ -70,8 +69,10 @@ class ZOConfig:
       :func:`zolib.cl.config.resolve` and :func:`zolib.optim.build_optimizer`) makes it the FO learning
       rate, the paper's literal setting; the optimizers take only numbers. ``0`` holds the ZO units
       fixed (no ZO forwards at all): the control of a hybrid method (:attr:`holds_fixed`).
-    - ``momentum`` (0 = off) and ``adam_betas`` (None = off) act on the (signed) estimate,
-      like ZeroFlow's ``zo_sgd``/``zo_adam`` base optimizers; they need state buffers.
+    - ``rule``, ``sign`` and ``base`` name registered objects (:mod:`zolib.optim.rules`: ``RULES``,
+      ``SIGNS``, ``BASES``). ``base`` is the base optimizer on the (signed) estimate, like ZeroFlow's
+      ``zo_sgd``/``zo_adam``: ``sgd`` (default), ``momentum`` (reads ``momentum``) or ``adam`` (reads
+      ``adam_betas``, ``adam_eps``); a base's settings stay at their defaults under another base.
     - ``clip_norm`` (0 = off): the estimate is scaled down to this norm (over all ZO parameters)
       before the update, as ZO-FC clips its gradient at 1.0.
     """
@@ -79,6 +80,7 @@ class ZOConfig:
     rule: str = "conservative"
     candidates: int = 3
     sign: str = "none"
+    base: str = "sgd"
     estimator: str = "one-sided"
     distribution: str = "gaussian"
     q: int = 1
@@ -96,8 +98,18 @@ class ZOConfig:
         check_choice("ZO estimator", self.estimator, ESTIMATORS)
         check_choice("ZO distribution", self.distribution, DISTRIBUTIONS)
         check_choice("ZO perturbation", self.perturbation, PERTURBATIONS)
-        check_choice("ZO rule", self.rule, RULES)
-        check_choice("ZO sign", self.sign, SIGNS)
+        for name, registry in REGISTRIES.items():
+            check_choice(f"ZO {name}", getattr(self, name), registry)
+        if self.adam_betas is not None:
+            object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
+        defaults = {f.name: f.default for f in fields(self)}
+        for base in BASES.values():
+            unused = [name for name in base.settings if getattr(self, name) != defaults[name]]
+            if unused and base.name != self.base:
+                raise ZolibError(f"{unused[0]} is a setting of ZO base {base.name!r}, not of {self.base!r}; "
+                                 f"set base={base.name!r} or leave {unused[0]} at {defaults[unused[0]]}")
+        BASES[self.base].check(self)
+        RULES[self.rule].check(self)
         if self.q < 1:
             raise ZolibError(f"q must be >= 1 directions, got {self.q}")
         for name in ("eps", "eps_vision", "eps_text"):
@@ -106,16 +118,8 @@ class ZOConfig:
                 raise ZolibError(f"{name} must be > 0, got {value}")
         if self.zo_lr is not None and not self.zo_lr >= 0:
             raise ZolibError(f"zo_lr must be >= 0 (0 holds the ZO units fixed), got {self.zo_lr}")
-        if self.rule == "conservative" and self.candidates < 2:
-            raise ZolibError(f"conservative ZO needs >= 2 candidates, got {self.candidates}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ZolibError(f"ZO momentum must be in [0, 1), got {self.momentum}")
         if self.clip_norm < 0:
             raise ZolibError(f"clip_norm must be >= 0 (0: no clipping), got {self.clip_norm}")
-        if self.momentum and self.adam_betas is not None:
-            raise ZolibError("choose ZO momentum or ZO Adam (adam_betas), not both")
-        if self.adam_betas is not None:
-            object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
 
     def with_step(self, lr: float) -> "ZOConfig":
         """This config with every default filled: ``zo_lr`` = ``lr`` (the FO learning rate: the paper's
@@ -140,15 +144,17 @@ class ZOConfig:
     def degeneracy(self) -> str | None:
         """Why this configuration wastes its estimate, or None.
 
-        Conservative + sign + ``q = 1`` (stateless): ``sign(c z) = sign(c) sign(z)`` and the
-        ``projected`` ``sign(c) z``, so the candidates ``{theta, theta -+ eta d}`` are the same set
-        whatever the measured difference ``c`` is. The rule is then random search along ``sign(z)``
-        (or ``z``): the estimate's forward is wasted and eps (so ``eps_vision < eps_text``) cannot
-        change anything. Momentum or Adam state breaks the symmetry, so they are not flagged.
+        A rule that evaluates a candidate set closed under negation (conservative with an odd number of
+        candidates), a sign that keeps only ``sign(c)`` at ``q = 1`` (``sign(c z) = sign(c) sign(z)``, and
+        the ``projected`` ``sign(c) z``) and a stateless base: the candidates ``{theta, theta -+ eta d}``
+        are the same set whatever the measured difference ``c`` is. The rule is then random search along
+        ``sign(z)`` (or ``z``): the estimate's forward is wasted and eps (so ``eps_vision < eps_text``)
+        cannot change anything. Momentum or Adam state breaks the symmetry, so they are not flagged.
         """
-        if (self.rule == "conservative" and self.sign != "none" and self.q == 1 and not self.momentum
-                and self.adam_betas is None and self.candidates % 2 == 1):
-            return (f"conservative ZO with {self.sign} sign and q = 1 ignores its estimate: the candidates "
+        ms = RULES[self.rule].multipliers(self)
+        symmetric = len(ms) > 1 and sorted(ms) == sorted(-m for m in ms)
+        if symmetric and SIGNS[self.sign].drops_magnitude and self.q == 1 and not BASES[self.base].stateful:
+            return (f"{self.rule} ZO with {self.sign} sign and q = 1 ignores its estimate: the candidates "
                     f"theta -+ zo_lr * sign(z) do not depend on the measured difference, so eps and the "
                     f"estimate's forward are wasted; use q >= 2 (zolib's MoZO default) or rule='aggressive'")
         return None
