@@ -1,24 +1,91 @@
-"""What notebooks call: runs of a study from the store, diverged runs, summaries with intervals."""
+"""What notebooks call: runs of a study from the store, diverged runs, summaries with intervals; and what
+adding a notebook takes (its .ipynb and its object in zolib/studies/, found without a list)."""
 import json
 import math
+import sys
 
+import nbformat
 import pytest
 
-from zolib import nb, studies
+from zolib import nb, notebooks, studies
 from zolib.analysis.runs import per_seed_records, summary
 from zolib.studies import peers
-from zolib.errors import NanLossError
+from zolib.errors import NanLossError, ZolibError
 
 SMALL = dict(protocol="5-steps", synthetic_train_per_class=8, synthetic_test_per_class=4, max_steps_per_task=2,
              batch_size=16)
+TOY_STUDY = '''
+from zolib.studies import Notebook, Params, Study, per_budget, register
+
+
+@register
+class Toy(Notebook):
+    stem = "99_toy"
+    grids = {"smoke": {"budgets": [1]}, "cpu": {"budgets": [1, 2]}}
+
+    def study(self, params: Params) -> Study:
+        return per_budget("FO", {"method": "fo"}, params)
+'''
+"""A new notebook's object: FO at each budget of its ``budgets`` parameter, two budgets on the cpu profile."""
 
 
 @pytest.fixture
-def session(tmp_path, monkeypatch):
+def toy(tmp_path, monkeypatch):
+    """A new notebook, as a contributor adds one: ``99_toy.ipynb`` (a parameters cell and the setup call) and its
+    study module, in a folder of their own that the package's discovery and the notebook runner look in."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "toy_notebook.py").write_text(TOY_STUDY)
+    book = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('profile: str = "smoke"  # smoke | cpu\nbudgets: list = [1]  # epochs per task',
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('from zolib import nb\n\nS = nb.setup("99_toy", globals())')],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(book, folder / "99_toy.ipynb")
+    monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", folder)
+    monkeypatch.setattr(studies, "NOTEBOOKS", dict(studies.NOTEBOOKS))
+    monkeypatch.setattr(studies, "__path__", [*studies.__path__, str(folder)])
+    studies.discover()
+    yield folder / "99_toy.ipynb"
+    sys.modules.pop("zolib.studies.toy_notebook")
+    delattr(studies, "toy_notebook")
+
+
+@pytest.fixture
+def session(toy, tmp_path, monkeypatch):
     monkeypatch.setenv("ZOLIB_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("ZOLIB_JOBS", "1")
     monkeypatch.setattr(nb, "FIGURES", tmp_path / "figures")
-    return nb.setup("99_test", "smoke")
+    return nb.setup("99_toy", {"profile": "smoke", "budgets": [1]})
+
+
+def test_a_new_notebook_is_its_ipynb_and_its_study_module_found_and_planned(toy, session):
+    spec = studies.notebook("99_toy")
+    assert type(spec).__name__ == "Toy" and session.spec is spec, "found by discovery: no list to extend"
+    assert [p.stem for p in notebooks.notebooks()] == ["99_toy"]
+    assert notebooks.parameters("cpu", toy) == {"budgets": [1, 2], "profile": "cpu"}, "its grid for the profile"
+    assert session.params == {"profile": "smoke", "budgets": [1]}, "the parameters cell's names, read once"
+    keys = lambda reqs: sorted(r.config.key() for r in reqs)  # noqa: E731
+    assert keys(notebooks.plan("smoke")) == keys(spec.requests(session.profile, session.params).values())
+    planned = notebooks.plan("cpu")
+    assert sorted({(r.config.epochs, r.config.seed) for r in planned}) == [(e, s) for e in (1, 2) for s in range(5)]
+    with pytest.raises(ZolibError, match="budgets of 99_toy is unset"):
+        nb.setup("99_toy", {"profile": "smoke"})
+
+
+def test_an_unknown_notebook_stem_raises_one_line_listing_the_known_ones():
+    with pytest.raises(ZolibError) as err:
+        studies.notebook("98_nowhere")
+    message = str(err.value)
+    assert "98_nowhere" in message and "\n" not in message
+    assert all(stem in message for stem in studies.NOTEBOOKS) and "07_peers" in message
+
+
+def test_every_grid_is_of_a_profile():
+    """A grid under a misspelt profile name would never run: the notebook would run at smoke size."""
+    from zolib.cl.profiles import PROFILES
+    unknown = {stem: sorted(set(spec.grids) - set(PROFILES)) for stem, spec in studies.NOTEBOOKS.items()}
+    assert not any(unknown.values()), unknown
 
 
 def test_a_diverged_run_is_stored_once_and_raises_unless_allowed(session, nan_logits_after, monkeypatch):
@@ -48,7 +115,7 @@ def test_compare_runs_a_study_on_the_profiles_seeds_and_summarises_with_interval
     per_seed = [runs["synthetic"]["FO"][s]["last"] - runs["synthetic"]["frozen"][s]["last"] for s in (0, 1)]
     assert fo.gain_over_frozen == pytest.approx(sum(per_seed) / 2)
     session.record(runs=per_seed_records(runs))
-    saved = json.loads((session.figures / "99_test.json").read_text())
+    saved = json.loads((session.figures / "99_toy.json").read_text())
     assert saved["results"]["runs"]["synthetic/FO"]["per_seed"]["last"] == {str(s): runs["synthetic"]["FO"][s]["last"]
                                                                             for s in (0, 1)}
     assert saved["versions"]["torch"] != "not installed" and saved["git_commit"]

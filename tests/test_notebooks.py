@@ -20,8 +20,9 @@ def zolib(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "zolib", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_the_seven_notebooks_exist_in_order():
-    assert [nb.stem for nb in notebooks()] == EXPECTED
+def test_the_seven_notebooks_exist_in_order_each_with_its_object_in_studies():
+    from zolib import studies
+    assert [nb.stem for nb in notebooks()] == EXPECTED == sorted(studies.NOTEBOOKS)
 
 
 def committed(path):
@@ -34,7 +35,7 @@ def committed(path):
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
-def test_committed_without_outputs_with_one_typed_parameters_cell(path):
+def test_committed_without_outputs_with_one_typed_parameters_cell_read_once_by_setup(path):
     nb = committed(path)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -46,6 +47,7 @@ def test_committed_without_outputs_with_one_typed_parameters_cell(path):
     from zolib.notebooks import declared
     names = [line.split(":")[0] for line in params[0].source.splitlines() if line and not line.startswith("#")]
     assert list(declared(path)) == names, "papermill could not read every parameter (a ':' or '=' in a comment?)"
+    assert f'S = nb.setup("{path.stem}", globals())' in code[1].source, "setup reads the parameters cell itself"
 
 
 def committed_defaults(path, tmp_path) -> dict:
@@ -60,7 +62,7 @@ def committed_defaults(path, tmp_path) -> dict:
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
 def test_the_parameters_cell_holds_the_smoke_profiles_values(path, tmp_path):
     """Run All in JupyterLab (no papermill) runs what `zolib sweep --profile smoke` computed: nothing is left to
-    compute in the kernel."""
+    compute in the kernel. Smoke's grid (``grids`` of the notebook's object in zolib/studies/) is the cell's."""
     from zolib.notebooks import parameters
     defaults = committed_defaults(path, tmp_path)
     smoke = parameters("smoke", path)
@@ -69,8 +71,8 @@ def test_the_parameters_cell_holds_the_smoke_profiles_values(path, tmp_path):
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
 def test_the_cpu_profile_runs_the_parameters_its_committed_figures_record(path, tmp_path):
-    """Since the cells hold smoke's values, a larger profile that leaves a parameter out silently runs it at
-    smoke size; figures/cpu records every parameter the cpu profile ran with."""
+    """Since the cells hold smoke's values, a larger profile whose grid (zolib/studies/) leaves a parameter out
+    silently runs it at smoke size; figures/cpu records every parameter the cpu profile ran with."""
     from zolib.notebooks import parameters
     recorded = json.loads((FIGURES / "cpu" / f"{path.stem}.json").read_text())["params"]
     runs = {**committed_defaults(path, tmp_path), **parameters("cpu", path)}

@@ -72,6 +72,23 @@ def test_layers_point_one_way(path):
         assert layer_of(module) <= mine, f"{module_name(path)} (layer {mine}) imports {module} (layer {layer_of(module)})"
 
 
+def test_the_cl_layer_names_no_notebook_and_no_display_label():
+    """A notebook's stem, grids and labels live in its object in zolib/studies/: no string of zolib/cl (docstrings
+    aside) names a notebook or one of notebook 01's rule families that is not the optimizer's own rule name."""
+    from zolib import studies
+    from zolib.optim.zo import RULES
+    from zolib.studies.naive_full_zo import FAMILIES
+    names = [*studies.NOTEBOOKS, *(set(FAMILIES) - set(RULES))]
+    found = []
+    for path in sorted((PACKAGE / "cl").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        found += [f"{path.relative_to(REPO_ROOT)}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+                  and any(name in n.value for name in names)]
+    assert not found, "\n".join(found)
+
+
 def test_no_module_reads_another_modules_private_attributes():
     """Checked on the source: an attribute ``x._name`` of a zolib-defined private name where ``x`` is not
     ``self`` or ``cls``, ``getattr(x, "_name")``, and ``from zolib... import _name``, anywhere in zolib or

@@ -2,11 +2,12 @@
 notebook's :class:`Session`, its runs (from the run store), its verdicts, figures, and a results file.
 
 Notebooks stay thin: a parameters cell, the story in markdown, calls into this module and into
-zolib, figures. A notebook's runs, seeds and claims are declared once, in its object of
-:mod:`zolib.studies` (which the sweep reads too), and stored by :class:`zolib.cl.store.Store`, keyed
-by their resolved config and the zolib code; so ``S.runs()`` after ``zolib sweep`` reads the store and
-computes nothing. Opened in JupyterLab without a sweep first, a notebook computes what the store lacks
-itself (in parallel worker processes, a progress bar), records how many pieces it computed
+zolib, figures. ``S = nb.setup("<stem>", globals())`` reads the parameters cell's values, once. A
+notebook's runs, seeds and claims are declared once, in its object of :mod:`zolib.studies` (which
+the sweep reads too), and stored by :class:`zolib.cl.store.Store`, keyed by their resolved config
+and the zolib code; so ``S.runs()`` after ``zolib sweep`` reads the store and computes nothing.
+Opened in JupyterLab without a sweep first, a notebook computes what the store lacks itself (in
+parallel worker processes, a progress bar), records how many pieces it computed
 (``computed_in_notebook`` in its results JSON), and a rerun only redraws.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .cl.profiles import Profile, get_profile
 from .cl.store import Store
 from .cl.sweep import default_jobs, run_sweep
 from .errors import NanLossError, ZolibError
+from .notebooks import declared, notebooks
 from .plotting import FIGURES, claim_map, savefig, setup_style, title
 from .runtime import atomic_write_json, provenance, seed_everything
 
@@ -186,15 +188,18 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def setup(notebook: str, profile: str, **params: Any) -> Session:
-    """Check the profile, fix seeds and plot style, and return the notebook's :class:`Session`."""
-    p = get_profile(profile)
+def setup(notebook: str, namespace: Mapping[str, Any]) -> Session:
+    """Check the profile, fix seeds and plot style, and return the notebook's :class:`Session`. Its parameters
+    are the names its parameters cell declares (:func:`zolib.notebooks.declared`, as the sweep planner reads
+    them), with their values in ``namespace``: a notebook calls ``nb.setup("<stem>", globals())``."""
+    params = {name: namespace.get(name) for name in declared(notebooks([notebook])[0])}
     for name, value in params.items():
         if value is None:
-            raise ZolibError(f"parameter {name} of {notebook} is unset; give it a value in the parameters cell")
+            raise ZolibError(f"parameter {name} of {notebook} is unset; run its parameters cell, giving it a value")
+    p = get_profile(params["profile"])
     os.environ.setdefault("TQDM_MININTERVAL", "5")
     seed_everything(0)
     setup_style()
     import pandas as pd
     pd.set_option("display.max_colwidth", None)  # a verdict table shows its whole text, reasons included
-    return Session(notebook, p, {"profile": profile, **params})
+    return Session(notebook, p, params)

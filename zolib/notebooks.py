@@ -4,9 +4,9 @@ ones in parallel (or on a cluster), then execute the notebooks in order with pap
 Executed copies go to ``build/<profile>/`` (ignored by git); each notebook writes its figures
 (PDF + PNG) and one results JSON to ``figures/<profile>/``. A notebook's runs are declared by its
 object in :mod:`zolib.studies`; :func:`plan` reads each selected notebook's parameters (its
-parameters cell, then the profile's :attr:`~zolib.cl.profiles.Profile.notebooks`, then ``-p NAME
-VALUE``) and asks that object, without executing anything: the notebook asks the same object with
-the same parameters, so after the sweep it computes nothing. ``zolib notebooks`` first runs what the store lacks
+parameters cell, then that object's grid for the profile, :attr:`~zolib.studies.Notebook.grids`, then
+``-p NAME VALUE``) and asks that object, without executing anything: the notebook asks the same object
+with the same parameters, so after the sweep it computes nothing. ``zolib notebooks`` first runs what the store lacks
 through the local executor (one progress bar), then renders from the store. The run stops at
 the first failing notebook and names it and the failing cell; a parameter a notebook does not
 declare is an error, not a warning.
@@ -53,8 +53,10 @@ def declared(notebook: Path) -> dict[str, Any]:
 
 
 def parameters(profile: str, notebook: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The parameters papermill injects into ``notebook`` for ``profile``, validated."""
-    values = {**get_profile(profile).notebook_params(notebook.stem), **(extra or {}), "profile": profile}
+    """The parameters papermill injects into ``notebook`` for ``profile`` (its grid, then ``extra``), validated."""
+    from . import studies
+    get_profile(profile)
+    values = {**studies.notebook(notebook.stem).grids.get(profile, {}), **(extra or {}), "profile": profile}
     names = declared(notebook)
     unknown = sorted(set(values) - set(names))
     if unknown:

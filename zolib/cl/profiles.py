@@ -1,9 +1,10 @@
 """Profiles: one object per scale of the companion, from a CI smoke run to the paper protocol.
 
-A :class:`Profile` holds everything that scales: the training budget (experiment fields), the
-benchmarks and seeds the notebooks cover, per-benchmark settings, the ZO step-size calibration,
-and the notebooks' parameters. It is the one source for the CLI, the sweep planner, the notebook
-runner, notebook 00's table and the README (``zolib profiles`` prints them).
+A :class:`Profile` holds everything that scales and is not specific to one notebook: the training
+budget (experiment fields), the benchmarks and seeds the notebooks cover, per-benchmark settings and
+the ZO step-size calibration. It is the one source for the CLI, the sweep planner, the notebook
+runner, notebook 00's table and the README (``zolib profiles`` prints them). Each notebook's
+parameters per profile (its grids) live with the notebook, in :mod:`zolib.studies`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import check_choice
-from ..optim.methods import ZO_OPTIMIZERS
 from .calibration import Calibration
 from .config import ExperimentConfig, resolve
 
@@ -29,7 +29,6 @@ class Profile:
     per_benchmark: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     decisive_seeds: tuple[int, ...] = ()  # the claim map's calibrated points and their references (empty: seeds)
     calibration: Calibration = Calibration()
-    notebooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "all" and per-notebook stems
 
     def experiment(self, benchmark: str | None = None, **overrides: Any) -> ExperimentConfig:
         """The resolved config of ``benchmark`` (default: the profile's first) with ``overrides``."""
@@ -42,58 +41,15 @@ class Profile:
         """The seeds of the points where the claims are judged (the calibrated ones) and of the references."""
         return self.decisive_seeds or self.seeds
 
-    def notebook_params(self, stem: str) -> dict[str, Any]:
-        """The parameters this profile gives notebook ``stem`` (section ``all``, then its own)."""
-        return {**self.notebooks.get("all", {}), **self.notebooks.get(stem, {})}
-
-
-# The claim map (zolib.studies): the fixed ZO steps every ZO claim is checked at (the first is the harness lr,
-# the literal setting), and the training budgets (epochs per task: MoE-Adapters4CL trains 1, DMNSP 4).
-MAP_STEPS = [0.001, 0.003, 0.01, 0.03]
-MAPPED = ("01_naive_full_zo", "02_branch_wise", "03_layer_wise", "05_mozo")
-
-
-def claim_map(budgets: list, **per_notebook: dict) -> dict[str, dict[str, Any]]:
-    """The map's parameters of each mapped notebook (``zo_lrs``, ``budgets``), with per-notebook additions."""
-    return {stem: {"zo_lrs": MAP_STEPS, "budgets": budgets, **per_notebook.get(stem, {})} for stem in MAPPED}
-
-
-# Notebook parameters shared by the larger profiles. The notebooks' parameter cells hold the smoke profile's
-# values (Run All in JupyterLab then reads what `zolib sweep --profile smoke` computed), so a larger profile sets
-# every parameter it runs at full size; tests/test_notebooks.py holds the cpu profile to what figures/cpu records.
-FAMILIES = ["ZO*", "conservative"]
-VARIANCE_RUNS = 5  # 04's independent runs per branch: the paper's significance design
-ADAPTERS = ["moe", "lora"]  # 06's adapter kinds
-LAYER_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
-              "eval_mode_methods": ["hop-odd-vision"]}
-PEERS = {"members": list(ZO_OPTIMIZERS),
-         "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
-         "prompt_methods": ["CoOp", "prompt ZO-SGD", "prompt CMA-ES", "SharpZO"], "seeds": []}
-GPU_NOTEBOOKS = {  # ViT-B/16 at the paper's batches on a GPU
-    "06_memory": {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "adapters": ADAPTERS,
-                  "device": "cuda", "mask_model": "ViT-B-16", "mask_batch": 32},
-    "07_peers": {**PEERS, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
-                 "memory_batch": 32},
-}
-GPU_MAP = claim_map([1, 4], **{"01_naive_full_zo": {"families": FAMILIES}, "03_layer_wise": LAYER_GRID})
 
 SMOKE = Profile(
     "smoke", "synthetic world, tiny CLIP, 2 seeds, reduced notebook grids",
     "all notebooks within 5 minutes on 2 CPU cores (CI)",
-    # Every code path, not a result: 2 steps of 16 images a task; the literal step (zo_lr 1e-3) only where a
-    # test checks that it is inert (01, 02) and where 03's layer explorer shows it, the calibrated point everywhere.
+    # Every code path, not a result: 2 steps of 16 images a task.
     config=dict(benchmark="synthetic", protocol="5-steps", batch_size=16, max_steps_per_task=2,
                 synthetic_train_per_class=6, synthetic_test_per_class=3, warmup_steps=1, eval_batch_size=500),
     benchmarks=("synthetic",), seeds=(0, 1),
-    calibration=Calibration(grid=(1e-3, 1e-1), tasks=2, extend=0),
-    notebooks={  # reduced grids, to stay within CI's budget
-        **{stem: {"zo_lrs": [0.001], "budgets": [1]} for stem in MAPPED},
-        "03_layer_wise": {"zo_lrs": [0.001], "budgets": [1], "patterns": ["hop-odd", "prefix6"], "sides": ["vision"]},
-        "05_mozo": {"zo_lrs": [], "budgets": [1]},
-        "04_gradient_variance": {"dims": [10, 30, 100, 300], "quad_samples": 200, "samples": 4, "warm_steps": 5,
-                                 "runs": 3},
-        "06_memory": {"models": ["zolib-tiny"], "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
-    })
+    calibration=Calibration(grid=(1e-3, 1e-1), tasks=2, extend=0))
 
 CPU = Profile(
     "cpu", "synthetic world, tiny CLIP, 2 + 5 seeds, the claim map at 1 epoch (and 2 for notebook 01)",
@@ -103,18 +59,7 @@ CPU = Profile(
     config=dict(benchmark="synthetic", batch_size=32, synthetic_train_per_class=24, synthetic_test_per_class=10,
                 warmup_steps=3, eval_batch_size=500),
     benchmarks=("synthetic",), seeds=(0, 1), decisive_seeds=(0, 1, 2, 3, 4),
-    calibration=Calibration(grid=(1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)),
-    notebooks={
-        **claim_map([1], **{"01_naive_full_zo": {"budgets": [1, 2], "families": FAMILIES},
-                            "03_layer_wise": {"patterns": ["hop-odd", "prefix6"], "sides": ["vision", "language"],
-                                              "eval_mode_methods": []}}),
-        "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 1000, "samples": 24,
-                                 "warm_steps": 20, "runs": VARIANCE_RUNS},
-        "06_memory": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]},
-                      "adapters": ADAPTERS},
-        "07_peers": {**PEERS, "members": ["zo-sgd", "zo-adam", "forward-grad"], "cross_check": ["zo-sgd", "zo-adam"],
-                     "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
-    })
+    calibration=Calibration(grid=(1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)))
 
 WORKSHOP = Profile(
     "workshop", "CIFAR-100 (10 steps), OpenAI ViT-B/16, 20% of each task's images, 3 + 5 seeds",
@@ -122,29 +67,14 @@ WORKSHOP = Profile(
     # 20% of a task is 8 steps of 128 images: warm up over 75% of them, the share of MoE-Adapters'
     # literal 30-of-40 steps on CIFAR-100, so the learning rate reaches its peak as in the paper.
     config=dict(benchmark="cifar100", batch_size=128, train_fraction=0.2, warmup_fraction=0.75, num_workers=4),
-    benchmarks=("cifar100",), seeds=(0, 1, 2), decisive_seeds=(0, 1, 2, 3, 4),
-    notebooks={
-        **GPU_MAP,
-        "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000], "quad_samples": 2000, "samples": 64,
-                                 "warm_steps": 30, "runs": VARIANCE_RUNS},
-        **GPU_NOTEBOOKS,
-    })
+    benchmarks=("cifar100",), seeds=(0, 1, 2), decisive_seeds=(0, 1, 2, 3, 4))
 
 PAPER = Profile(
     "paper", "CIFAR-100, TinyImageNet, ImageNet-R, OpenAI ViT-B/16, full protocols, 5 seeds",
     "a GPU cluster (zolib sweep --executor slurm)",
     config=dict(batch_size=128, num_workers=8),
     benchmarks=("cifar100", "tinyimagenet", "imagenet-r"), seeds=(0, 1, 2, 3, 4),
-    per_benchmark={"tinyimagenet": {"batch_size": 64}},  # MoE-Adapters4CL's TinyImageNet configs use 64
-    notebooks={
-        **claim_map([1, 4], **{"01_naive_full_zo": {"families": ["ZO*", "ZO* + sign", "conservative",
-                                                                "conservative + sign"], "q": 2},
-                               "03_layer_wise": {**LAYER_GRID, "eval_mode_methods": ["hop-odd-vision",
-                                                                                     "hop-even-vision"]}}),
-        "04_gradient_variance": {"dims": [10, 30, 100, 300, 1000, 3000], "quad_samples": 4000, "samples": 128,
-                                 "warm_steps": 30, "runs": VARIANCE_RUNS},
-        **GPU_NOTEBOOKS,
-    })
+    per_benchmark={"tinyimagenet": {"batch_size": 64}})  # MoE-Adapters4CL's TinyImageNet configs use 64
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SMOKE, CPU, WORKSHOP, PAPER)}
 

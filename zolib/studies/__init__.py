@@ -2,10 +2,12 @@
 
 A notebook's :class:`Notebook` object is the only place that says which runs the notebook compares
 (:meth:`Notebook.study`), on which seeds (:meth:`Notebook.seeds`), and how its labels become the
-paper's claims (:meth:`Notebook.claims`). ``nb.setup`` looks it up by the notebook's name and the
-sweep planner (:func:`zolib.notebooks.plan`) reads the same object with the same parameters, so what
-``zolib sweep`` computes is exactly what the notebook reads: a notebook cell says ``runs = S.runs()``
-and ends with ``S.check()``.
+paper's claims (:meth:`Notebook.claims`), and with which parameters each profile runs it
+(:attr:`Notebook.grids`). ``nb.setup`` looks it up by the notebook's name and the sweep planner
+(:func:`zolib.notebooks.plan`) reads the same object with the same parameters, so what ``zolib sweep``
+computes is exactly what the notebook reads: a notebook cell says ``runs = S.runs()`` and ends with
+``S.check()``. Every module of this package is imported (:func:`discover`): a notebook's object is
+found by its ``@register`` alone.
 
 A study is ``{label: overrides}``: the runs a notebook compares, each as experiment/ZO fields on top
 of the profile (run on every benchmark and seed of the profile). ``zo_lr="calibrated"`` asks for
@@ -24,13 +26,15 @@ Dual's control is the frozen model.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..analysis.runs import AllRuns
 from ..cl.profiles import Profile, get_profile
 from ..cl.store import Request
-from ..errors import ZolibError
+from ..errors import ZolibError, check_choice
 
 Study = dict[str, dict[str, Any]]
 Params = Mapping[str, Any]
@@ -94,6 +98,25 @@ def points(params: Params) -> list[Point]:
             for s in [*params["zo_lrs"], CALIBRATED]]
 
 
+MAP_STEPS = [0.001, 0.003, 0.01, 0.03]
+CLAIM_MAP: dict[str, dict[str, Any]] = {
+    "smoke": {"zo_lrs": [0.001], "budgets": [1]},
+    "cpu": {"zo_lrs": MAP_STEPS, "budgets": [1]},
+    "workshop": {"zo_lrs": MAP_STEPS, "budgets": [1, 4]},
+    "paper": {"zo_lrs": MAP_STEPS, "budgets": [1, 4]},
+}
+"""The claim map of each profile (the parameters of :func:`points`): the fixed ZO steps every ZO claim is
+checked at (the first is the harness lr, the literal setting) and the training budgets (epochs per task:
+MoE-Adapters4CL trains 1, DMNSP 4). Smoke runs every code path, not a result: the literal step only, where a
+test checks that it is inert (01, 02) and where 03's layer explorer shows it, and the calibrated point."""
+
+
+def on_the_map(**additions: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The :attr:`Notebook.grids` of a notebook of the claim map: :data:`CLAIM_MAP` with each profile's
+    ``additions`` (``cpu={"budgets": [1, 2]}``)."""
+    return {name: {**CLAIM_MAP.get(name, {}), **additions.get(name, {})} for name in {**CLAIM_MAP, **additions}}
+
+
 def mapped(label: str, overrides: Mapping[str, Any], params: Params) -> Study:
     """``label`` at every point of :func:`points`: the fixed steps on the profile's seeds (the coarse map),
     the calibrated step on its decisive seeds (where the claims are judged)."""
@@ -133,12 +156,17 @@ def requests(profile: str | Profile, study: Mapping[str, Mapping[str, Any]], ben
 
 
 class Notebook:
-    """A notebook's runs, seeds and claims (see the module docstring). Subclasses set :attr:`stem` and
-    override what their notebook has; a notebook without runs (04, 06) keeps the empty study and gets
+    """A notebook's runs, seeds, claims and grids (see the module docstring). Subclasses set :attr:`stem`
+    and override what their notebook has; a notebook without runs (04, 06) keeps the empty study and gets
     its claims from what it measured (``S.check(**measured)``)."""
 
     stem: str = ""
     allow_divergence: bool = False  # a run whose loss turns NaN is a result (notebook 01, 07), not an error
+    grids: Mapping[str, Params] = {}
+    """Per profile name, the notebook parameters it runs with (``zolib notebooks`` and ``zolib sweep`` inject
+    them). The parameters cell holds smoke's values, so Run All in JupyterLab reads what ``zolib sweep
+    --profile smoke`` computed; a larger profile sets every parameter it runs at full size
+    (tests/test_notebooks.py holds cpu to what figures/cpu records)."""
 
     def study(self, params: Params) -> Study:
         """``{label: overrides}`` of the runs the notebook compares, from its parameters."""
@@ -169,13 +197,15 @@ def register(cls: type[Notebook]) -> type[Notebook]:
 
 
 def notebook(stem: str) -> Notebook:
-    """The :class:`Notebook` object of ``stem`` (a bare one for a notebook without runs or claims)."""
-    found = NOTEBOOKS.get(stem)
-    if found is not None:
-        return found
-    bare = Notebook()
-    bare.stem = stem
-    return bare
+    """The :class:`Notebook` object of ``stem`` (a one-line error lists the known ones)."""
+    check_choice("notebook", stem, sorted(NOTEBOOKS))
+    return NOTEBOOKS[stem]
 
 
-from . import branch_wise, gradient_variance, layer_wise, memory, mozo, naive_full_zo, peers, setup  # noqa: E402,F401
+def discover() -> None:
+    """Import every module of this package (each registers its notebook's object)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+discover()

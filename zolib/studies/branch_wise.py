@@ -8,7 +8,8 @@ from ..analysis import dynamics
 from ..analysis.runs import AllRuns, Runs, metric
 from ..analysis.stats import paired
 from ..cl.profiles import Profile
-from . import (FO, FROZEN, Notebook, Params, Study, at, control_label, mapped, per_budget, points, register)
+from . import (FO, FROZEN, Notebook, Params, Study, at, control_label, mapped, on_the_map, per_budget, points,
+               register)
 
 BRANCHES = {"Dual": "dual", "Vision": "vision", "Language": "language"}
 """Label -> method of the three branch-wise assignments."""
@@ -19,6 +20,7 @@ WITH_CONTROL = ("Vision", "Language")  # Dual's control is the frozen model
 class BranchWise(Notebook):
     stem = "02_branch_wise"
     allow_divergence = True  # a step of the map may diverge: that run is a result (it collapses)
+    grids = on_the_map()
 
     def study(self, params: Params) -> Study:
         """FO, frozen and the controls of Vision and Language at each budget; Dual, Vision and Language at

@@ -9,15 +9,23 @@ from ..analysis.runs import AllRuns, Runs, combine, mean
 from ..analysis.stats import mean_ci
 from ..cl.profiles import Profile
 from ..optim.methods import layerwise, parse
-from . import FO, FROZEN, Notebook, Params, Study, at, control_label, mapped, per_budget, points, register
+from . import FO, FROZEN, Notebook, Params, Study, at, control_label, mapped, on_the_map, per_budget, points, register
 
 GROUPS = {"interleaved (Hop)": "interleaved", "consecutive (Prefix/Suffix)": "consecutive"}
+GPU_GRID = {"patterns": ["hop-odd", "hop-even", "prefix6", "suffix6"], "sides": ["vision", "language", "both"],
+            "eval_mode_methods": ["hop-odd-vision"]}
+"""The layer grid on a GPU: the paper's four patterns on each branch and on both."""
 
 
 @register
 class LayerWise(Notebook):
     stem = "03_layer_wise"
     allow_divergence = True  # a step of the map may diverge: that run is a result (it collapses)
+    grids = on_the_map(smoke={"patterns": ["hop-odd", "prefix6"], "sides": ["vision"]},
+                       cpu={"patterns": ["hop-odd", "prefix6"], "sides": ["vision", "language"],
+                            "eval_mode_methods": []},
+                       workshop=GPU_GRID,
+                       paper={**GPU_GRID, "eval_mode_methods": ["hop-odd-vision", "hop-even-vision"]})
 
     def study(self, params: Params) -> Study:
         """FO, frozen and every configuration's control at each budget; every pattern x side at every point of

@@ -8,10 +8,22 @@ from ..analysis.runs import AllRuns
 from ..cl.profiles import Profile
 from . import Notebook, Params, register
 
+ADAPTERS = ["moe", "lora"]  # the adapter kinds measured on the larger profiles
+GPU = {"models": ["ViT-B-16"], "batch_sizes": {"ViT-B-16": [128, 64]}, "adapters": ADAPTERS, "device": "cuda",
+       "mask_model": "ViT-B-16", "mask_batch": 32}
+"""ViT-B/16 at the paper's batches on a GPU."""
+
 
 @register
 class Memory(Notebook):
     stem = "06_memory"
+    grids = {
+        "smoke": {"models": ["zolib-tiny"], "batch_sizes": {"zolib-tiny": [4]}, "adapters": ["moe"]},
+        "cpu": {"models": ["zolib-tiny", "ViT-B-16"], "batch_sizes": {"zolib-tiny": [4], "ViT-B-16": [2]},
+                "adapters": ADAPTERS},
+        "workshop": GPU,
+        "paper": GPU,
+    }
 
     def claims(self, runs: AllRuns, params: Params, profile: Profile, **measured: Any) -> list:
         """``measured["ratios"]``: :func:`zolib.analysis.footprint.ratio_table` of the measured steps; the

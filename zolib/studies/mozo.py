@@ -8,7 +8,7 @@ from .. import claims
 from ..analysis import dynamics
 from ..analysis.runs import AllRuns, Runs
 from ..cl.profiles import Profile
-from . import FO, FROZEN, Notebook, Params, Study, at, mapped, per_budget, points, register
+from . import FO, FROZEN, Notebook, Params, Study, at, mapped, on_the_map, per_budget, points, register
 
 ABLATION = ("1. ZO*", "2. + conservative", "3. + sign", "4. + modality eps (MoZO on Dual)")
 BASE, MOZO = "Hop-even both (base)", "MoZO (Hop-even both)"
@@ -18,6 +18,7 @@ BASE, MOZO = "Hop-even both (base)", "MoZO (Hop-even both)"
 class MoZO(Notebook):
     stem = "05_mozo"
     allow_divergence = True  # a step of the map may diverge: that run is a result (it collapses)
+    grids = on_the_map(smoke={"zo_lrs": []})  # smoke: the calibrated point only
 
     def study(self, params: Params) -> Study:
         """FO and frozen at each budget; the ablation on Dual (ZO* -> conservative -> + sign -> + modality eps,

@@ -9,7 +9,8 @@ from ..analysis.runs import AllRuns, Runs, metric
 from ..analysis.stats import paired
 from ..cl.profiles import Profile
 from ..errors import ZolibError
-from . import (CALIBRATED, FO, FROZEN, Notebook, Params, Point, Study, at, mapped, per_budget, points, register)
+from . import (CALIBRATED, FO, FROZEN, Notebook, Params, Point, Study, at, mapped, on_the_map, per_budget, points,
+               register)
 
 FAMILIES: dict[str, dict[str, Any]] = {
     "ZO*": {"rule": "aggressive", "sign": "none"},
@@ -20,6 +21,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
 """Notebook 01's Dual ZO update rules, by name; every one runs with the notebook's ``q`` directions, so
 rules are compared like with like (a sign rule needs q >= 2 to use its estimate: ZOConfig.degeneracy)."""
 SIGN_PAIRS = (("ZO*", "ZO* + sign"), ("conservative", "conservative + sign"))
+BOTH = ["ZO*", "conservative"]  # the aggressive rule and the conservative one, without sign
 
 
 def dual(family: str) -> str:
@@ -30,6 +32,8 @@ def dual(family: str) -> str:
 class NaiveFullZO(Notebook):
     stem = "01_naive_full_zo"
     allow_divergence = True  # a run whose loss turns NaN is a result here: the map looks for divergence
+    grids = on_the_map(cpu={"budgets": [1, 2], "families": BOTH}, workshop={"families": BOTH},
+                       paper={"families": list(FAMILIES), "q": 2})
 
     def study(self, params: Params) -> Study:
         """FO and frozen at each budget, and Dual ZO with each rule of ``families`` (:data:`FAMILIES`, all with

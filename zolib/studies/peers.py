@@ -8,6 +8,7 @@ from ..analysis.runs import AllRuns, Runs, metric
 from ..analysis.stats import mean_ci
 from ..cl.profiles import Profile
 from ..errors import ZolibError
+from ..optim.methods import ZO_OPTIMIZERS
 from . import CALIBRATED, FO, Notebook, Params, Study, references, register
 
 PROMPT_METHODS = {"CoOp": "coop", "prompt ZO-SGD": "prompt-zo-sgd", "prompt CMA-ES": "prompt-cma-es",
@@ -15,6 +16,12 @@ PROMPT_METHODS = {"CoOp": "coop", "prompt ZO-SGD": "prompt-zo-sgd", "prompt CMA-
 """Label -> method of SharpZO and its baselines."""
 FEWSHOT_METHODS = ("frozen", *PROMPT_METHODS.values())
 COST_COLUMNS = ("peak_bytes", "optimizer_state_bytes", "peak / FO", "forwards", "step_over_forward")
+LARGER = {"members": list(ZO_OPTIMIZERS), "cross_check": ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"],
+          "prompt_methods": list(PROMPT_METHODS), "seeds": []}
+"""The peers of the larger profiles: every ZeroFlow member and prompt method, on the profile's seeds."""
+GPU = {**LARGER, "prompt_dim": 512, "fewshot_shots": 16, "fewshot_queries": 20000, "fewshot_stage1": 10,
+       "memory_batch": 32}
+"""SharpZO's own setting (its 512-d prompt, 16 shots) with ViT-B/16 on a GPU."""
 
 
 def family_label(member: str, backend: str = "zolib") -> str:
@@ -34,6 +41,12 @@ def fewshot_label(method: str) -> str:
 class Peers(Notebook):
     stem = "07_peers"
     allow_divergence = True
+    grids = {
+        "cpu": {**LARGER, "members": ["zo-sgd", "zo-adam", "forward-grad"], "cross_check": ["zo-sgd", "zo-adam"],
+                "prompt_dim": 32, "fewshot_shots": 16, "fewshot_queries": 2000, "fewshot_stage1": 10},
+        "workshop": GPU,
+        "paper": GPU,
+    }
 
     def study(self, params: Params) -> Study:
         return {**self.class_incremental(params), **self.cross_check(params), **self.fewshot(params)}
