@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from zolib.cl.factory import warmup_cosine
+from zolib.cl.config import resolve
+from zolib.cl.factory import build_optimizer, warmup_cosine
 from zolib.errors import NanLossError, ZolibError
-from zolib.models import MoEConfig, build_adapted_clip
-from zolib.optim import (HybridOptimizer, ZOConfig, build_optimizer, direction_seed, forwards_per_step, methods,
+from zolib.models import MoEConfig, build_adapted_clip, trainable_units
+from zolib.optim import (HybridOptimizer, ZOConfig, direction_seed, forwards_per_step, methods,
                          sample_direction, step_seed)
 
 
@@ -123,17 +124,27 @@ def test_one_mode_rule_fo_units_train_everything_else_eval():
 
 
 def test_zo_lr_zero_holds_zo_units_fixed_without_zo_forwards():
-    """The control of a hybrid method: its ZO units are frozen and cost no forward."""
+    """The control of a hybrid method: the resolved config holds its ZO units fixed (mode "frozen", decided
+    once by ExperimentConfig.unit_modes), and they cost no forward. An optimizer handed ZO units with a
+    step of 0 refuses them rather than deciding again."""
+    model = build_adapted_clip("zolib-tiny", "none", "moe", moe=MoEConfig(bottleneck=16))
+    modes = resolve({"method": "vision", "zo_lr": 0.0}).unit_modes(trainable_units(model))
+    assert {m for k, m in modes.items() if k[0] == "vision"} == {"frozen"}
+    assert {m for k, m in modes.items() if k[0] == "text"} == {"fo"}
+    assert set(resolve({"method": "vision"}).unit_modes(trainable_units(model)).values()) == {"zo", "fo"}
+    with pytest.raises(ZolibError, match="held fixed"):
+        HybridOptimizer(Net(), units_of(Net()), HYBRID, zo=ZOConfig(zo_lr=0.0))
     net = Net()
     before = copy.deepcopy(net.state_dict())
     calls = []
-    opt = HybridOptimizer(net, units_of(net), HYBRID, lr=0.1, zo=ZOConfig(zo_lr=0.0))
+    opt = HybridOptimizer(net, units_of(net), {"a": "fo", "b": "frozen", "c": "frozen"}, lr=0.1,
+                          zo=ZOConfig(zo_lr=0.0))
     result = opt.step(lambda: calls.append(1) or net())
     assert len(calls) == result.forwards == opt.forwards_per_step == 1
     assert [g["mode"] for g in opt.param_groups] == ["fo", "frozen", "frozen"]
     assert not torch.equal(net.a.weight, before["a.weight"])
     assert torch.equal(net.b.weight, before["b.weight"]) and torch.equal(net.c.weight, before["c.weight"])
-    frozen = HybridOptimizer(net, units_of(net), PURE_ZO, zo=ZOConfig(zo_lr=0.0))
+    frozen = HybridOptimizer(net, units_of(net), dict.fromkeys("abc", "frozen"), zo=ZOConfig(zo_lr=0.0))
     state = copy.deepcopy(net.state_dict())
     assert frozen.step(net).forwards == 1, "the frozen model: one forward for its loss"
     assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
@@ -317,7 +328,7 @@ def test_mozo_builds_modality_eps_with_two_directions_on_hop_even_both():
         [0, 2, 4, 6, 8, 10]
     opt = build_optimizer(model, "vision", rule="aggressive", sign="projected", eps_vision=2e-3, q=2)
     assert (opt.zo.rule, opt.zo.sign, opt.zo.q, opt.zo.eps_vision) == ("aggressive", "projected", 2, 2e-3)
-    with pytest.raises(ZolibError, match="unknown ZO setting"):
+    with pytest.raises(ZolibError, match="unknown experiment parameter"):
         build_optimizer(model, "vision", zo_rule="aggressive")
 
 

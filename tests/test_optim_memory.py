@@ -7,7 +7,7 @@ import torch
 from zolib.analysis import (PeakMemory, SavedTensors, branch_gates, measure_step,
                             optimizer_state_bytes, parameter_bytes)
 from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer, trainable_units
-from zolib.optim import build_optimizer
+from zolib.cl.factory import build_optimizer
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")

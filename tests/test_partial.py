@@ -11,7 +11,7 @@ import torch
 
 from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer
 from zolib.models.partial import PartialForward
-from zolib.optim import build_optimizer
+from zolib.cl.factory import build_optimizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,12 +1,15 @@
 """The ZeroFlow / ZO-Bench optimizer family on any ZO units: forward gradient against autograd, and each
 member one flag away."""
+from dataclasses import asdict
+
 import pytest
 import torch
 
 from zolib.cl.profiles import profile_config
 from zolib.errors import ZolibError
 from zolib.models import MoEConfig, build_adapted_clip, clip_logits, clip_loss, tokenizer, trainable_units
-from zolib.optim import ZOConfig, build_optimizer, direction_seed, sample_direction, step_seed
+from zolib.cl.factory import build_optimizer
+from zolib.optim import ZOConfig, direction_seed, sample_direction, step_seed
 from zolib.optim.infty import infty_name
 from zolib.optim.methods import ZO_OPTIMIZERS
 from zolib.optim.zo import estimate, make_groups
@@ -60,7 +63,7 @@ def test_every_member_is_one_flag_away_and_steps(clip, name):
         assert actual == (tuple(value) if isinstance(value, list) else value), (name, key)
     model, closure = clip
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    opt = build_optimizer(model, "dual", zo=cfg.zo, zo_lr=1e-2)
+    opt = build_optimizer(model, "dual", **{**asdict(cfg.zo), "zo_lr": 1e-2})
     result = opt.step(closure)
     assert result.forwards == opt.forwards_per_step and torch.isfinite(torch.tensor(result.loss))
     moved = any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)
@@ -74,7 +77,7 @@ def test_every_member_is_one_flag_away_and_steps(clip, name):
 def test_mezo_is_two_forwards_a_step_and_forward_grad_one():
     model = build_adapted_clip("zolib-tiny", "none", "lora")
     mezo = profile_config("smoke", method="dual", zo_optimizer="zo-sgd").zo
-    assert build_optimizer(model, "dual", zo=mezo).forwards_per_step == 2
+    assert build_optimizer(model, "dual", **asdict(mezo)).forwards_per_step == 2
     assert build_optimizer(model, "dual", estimator="forward-grad", rule="aggressive").forwards_per_step == 1
     assert build_optimizer(model, "vision", estimator="forward-grad", rule="aggressive").forwards_per_step == 2
 

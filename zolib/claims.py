@@ -36,12 +36,11 @@ from typing import Any, Mapping, Sequence
 
 from . import paper
 from .cl.diagnostics import ZO_ACTED, acted
-from .analysis.runs import combine, metric
+from .analysis.runs import Runs, combine, metric
 from .analysis.runs import mean as _mean
 from .analysis.stats import Paired, paired
 
 VERDICTS = ("agrees", "disagrees", "inconclusive", "not testable here", "one seed: no interval")
-Runs = Mapping[int, Mapping[str, Any]]  # {seed: result} of one variant on one benchmark
 CHANCE = 1.0  # Last (%) that a diverged run counts as in a worst-case comparison: uniform guessing over 100 classes
 
 

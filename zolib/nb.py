@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import claims, studies
-from .analysis.runs import is_fewshot, per_seed_records, summary
+from .analysis.runs import AllRuns, is_fewshot, per_seed_records, summary
 from .cl.config import ExperimentConfig
 from .cl.profiles import Profile, get_profile
 from .cl.store import Store
@@ -29,7 +29,6 @@ from .notebooks import declared, notebooks
 from .plotting import FIGURES, claim_map, savefig, setup_style, title
 from .runtime import atomic_write_json, provenance, seed_everything
 
-Runs = dict[str, dict[str, dict[int, dict[str, Any]]]]  # {benchmark: {label: {seed: result}}}
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Session:
     store: Store = field(default_factory=Store)
     spec: studies.Notebook = field(init=False)
     verdicts: list = field(default_factory=list, init=False, repr=False)
-    _runs: Runs | None = field(default=None, init=False, repr=False)
+    _runs: AllRuns | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.spec = studies.notebook(self.notebook)
@@ -71,7 +70,7 @@ class Session:
         return self.profile.experiment(overrides.pop("benchmark", None), **overrides)
 
     # ------------------------------------------------------------------ runs
-    def runs(self) -> Runs:
+    def runs(self) -> AllRuns:
         """Every run of this notebook's study, on its benchmarks and seeds: ``{benchmark: {label: {seed:
         result}}}``. Missing runs are computed first (see the module docstring); the class-incremental ones
         are recorded per seed in the results JSON."""
@@ -89,7 +88,7 @@ class Session:
         return summary(self.runs())
 
     def compare(self, study: Mapping[str, Mapping[str, Any]], seeds: tuple[int, ...] | None = None,
-                allow_divergence: bool = False, count: bool = False) -> Runs:
+                allow_divergence: bool = False, count: bool = False) -> AllRuns:
         """Every run of ``study`` (:mod:`zolib.studies`) on the profile's benchmarks and ``seeds``, computing
         what the store lacks first (:func:`zolib.cl.sweep.run_sweep`, local executor). A diverged run (NaN
         loss) is a result only with ``allow_divergence``; otherwise it stops the notebook with its one-line
@@ -106,7 +105,7 @@ class Session:
             computed = report.finished
         if count:
             self.record(computed_in_notebook=self.results.get("computed_in_notebook", 0) + computed)
-        runs: Runs = {}
+        runs: AllRuns = {}
         for (label, bench, seed), req in reqs.items():
             result = self.store.result(req)
             if result.get("diverged") and not allow_divergence:

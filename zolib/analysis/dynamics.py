@@ -15,7 +15,7 @@ import numpy as np
 from ..cl.diagnostics import ZO_ACTED, acted
 
 OSCILLATES = 1.5  # loss jumps this many times the frozen model's own batch-to-batch jumps: "oscillates"
-Runs = Mapping[int, Mapping[str, Any]]  # {seed: result}
+Runs = Mapping[int, Mapping[str, Any]]  # {seed: result} of one variant on one benchmark (the one definition)
 
 
 def loss_jumps(result: Mapping[str, Any]) -> float:
@@ -57,6 +57,17 @@ def moved(runs: Runs, mode: str = "zo", by_branch: bool = True) -> dict[str, flo
     return {b: float(np.mean(v)) for b, v in out.items()}
 
 
+def paired_gain(runs: Runs, reference: Runs) -> float:
+    """The gain in Last over ``reference`` (the frozen model, or a control): the mean over the seeds both have
+    of the per-seed difference. The one gain statistic of zolib (tables, claim map, collapse test); a
+    diverged seed (no Last) makes it NaN, as a mean over the survivors would flatter the run; NaN without a
+    seed in common."""
+    def last(r: Mapping[str, Any]) -> float:
+        return math.nan if r.get("last") is None else float(r["last"])
+    diffs = [last(r) - last(reference[s]) for s, r in runs.items() if s in reference]
+    return float(np.mean(diffs)) if diffs else math.nan
+
+
 def flips(runs: Runs) -> float:
     """Median over seeds of the share of test predictions the ZO units changed (NaN without ZO units)."""
     rates = [r["zo_effect"]["flip_rate"] for r in runs.values() if r.get("zo_effect")]
@@ -65,7 +76,7 @@ def flips(runs: Runs) -> float:
 
 INERT, HOLDS, COLLAPSES = "inert", "acts and holds", "collapses"
 STATES = (INERT, HOLDS, COLLAPSES)
-COLLAPSE_MARGIN = 1.0  # points of Last below the frozen model's (median over seeds) that count as a collapse
+COLLAPSE_MARGIN = 1.0  # points of Last below the frozen model's (paired_gain) that count as a collapse
 UNDONE = 0.5  # share of its control's gain over the frozen model a hybrid's ZO units may undo before it collapsed
 
 
@@ -73,7 +84,7 @@ def state(runs: Runs, frozen: Runs, control: Runs | None = None) -> tuple[str, s
     """Where a ZO configuration sits at one point of the claim map, and why:
 
     - *collapses*: a seed diverged (NaN loss); or its Last is below the frozen model's by more than
-      :data:`COLLAPSE_MARGIN` (median over seeds of the paired difference: the model ended worse than not
+      :data:`COLLAPSE_MARGIN` (:func:`paired_gain`: the model ended worse than not
       training at all); or, with ``control`` (the same mask, ZO units held fixed), its ZO units undid more
       than :data:`UNDONE` of what the FO units alone gained over the frozen model;
     - *inert*: otherwise, if putting its ZO units back changes fewer than :data:`ZO_ACTED` of the test
@@ -83,13 +94,12 @@ def state(runs: Runs, frozen: Runs, control: Runs | None = None) -> tuple[str, s
     diverged = sum(1 for r in runs.values() if r.get("diverged"))
     if diverged:
         return COLLAPSES, f"diverged (NaN loss) in {diverged} of {len(runs)} seeds"
-    last = {s: r["last"] for s, r in runs.items()}
-    below = median([last[s] - frozen[s]["last"] for s in last if s in frozen])
+    below = paired_gain(runs, frozen)
     if below < -COLLAPSE_MARGIN:
-        return COLLAPSES, f"Last {below:+.2f} points against the frozen model (median over seeds)"
+        return COLLAPSES, f"Last {below:+.2f} points against the frozen model (mean over seeds, paired)"
     if control is not None:
-        gain = median([control[s]["last"] - frozen[s]["last"] for s in last if s in control and s in frozen])
-        lost = median([control[s]["last"] - last[s] for s in last if s in control])
+        gain = paired_gain({s: control[s] for s in runs if s in control}, frozen)
+        lost = paired_gain({s: control[s] for s in runs if s in control}, runs)
         if gain > 0 and lost > UNDONE * gain:
             return COLLAPSES, f"its ZO units undid {lost:.2f} of the {gain:.2f} points its FO units gained alone"
     rate = flips(runs)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Sequence
 
-from .dynamics import flips, moved
+from .dynamics import Runs, flips, moved, paired_gain
 from .stats import mean_ci
 
-Runs = Mapping[int, Mapping[str, Any]]  # {seed: result} of one variant on one benchmark
 AllRuns = Mapping[str, Mapping[str, Runs]]  # {benchmark: {label: {seed: result}}}
 METRICS = ("last", "avg", "forgetting")
 
@@ -81,12 +80,7 @@ def summary(runs: AllRuns, reference: str | None = "frozen"):
                    "diverged": sum(bool(r.get("diverged")) for r in results), "zo_lr": cfg["zo"]["zo_lr"]}
             for name in METRICS:
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_ci(list(metric(by_seed, name).values()))
-            row["gain_over_frozen"] = math.nan
-            if ref is not None:
-                last, ref_last = metric(by_seed, "last"), metric(ref, "last")
-                common = sorted(set(last) & set(ref_last))
-                if common:
-                    row["gain_over_frozen"] = sum(last[s] - ref_last[s] for s in common) / len(common)
+            row["gain_over_frozen"] = math.nan if ref is None else paired_gain(by_seed, ref)
             row["zo_flips"] = flips(by_seed)
             row["zo_moved"], row["fo_moved"] = (moved(by_seed, m, by_branch=False) for m in ("zo", "fo"))
             rows.append(row)

@@ -20,17 +20,18 @@ import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
+from collections import OrderedDict
 from typing import Any, Mapping
 
 from ..data.manifests import DATASETS
 from ..data.scenarios import PROTOCOLS, resolve_protocol
 from ..errors import ZolibError, check_choice
-from ..optim.build import ZO_FIELDS
 from ..optim.hybrid import FO_OPTIMIZERS
-from ..optim.methods import mask_text, parse, resolve_mask, setting_names, zo_optimizer
+from ..optim.methods import mask_text, parse, resolve_mask, setting_names, unit_modes, zo_optimizer
 from ..optim.sharpzo import SharpZOConfig
-from ..optim.zo import ZOConfig
+from ..optim.zo import ZO_FIELDS, ZOConfig
 from ..models.specs import model_spec, world_model
+from ..models.units import PROMPT
 
 BENCHMARKS = ("synthetic", *DATASETS)  # the offline world, then every dataset with a manifest
 NOT_KEYED = ("method", "device", "num_workers", "eval_batch_size")  # labels and settings that leave the numbers alone
@@ -105,6 +106,20 @@ class ExperimentConfig:
     @property
     def mask(self) -> dict[str, str]:
         return dict(part.split("=") for part in self.zo_mask.split(","))
+
+    def unit_modes(self, units: Mapping) -> "OrderedDict":
+        """``{unit: "fo" | "zo" | "frozen"}``: the one place a run's units get their modes. The method's
+        mask; with a classifier head (ZO-FC) the text adapters are held fixed (the text encoder only
+        initialised the head's rows); with a prompt classifier only the context trains; and ZO units are
+        held fixed where the resolved ZO step is 0 (:attr:`zolib.optim.zo.ZOConfig.holds_fixed`: a
+        control, or the frozen model). Optimizers take these modes as given."""
+        if self.classifier == "prompt":  # FO (CoOp) or forward-only (ZO-SGD, CMA-ES, SharpZO)
+            mode = "fo" if self.sharpzo.prompt_mode == "fo" else "zo"
+            modes = OrderedDict((k, mode if k == PROMPT else "frozen") for k in units)
+        else:
+            modes = OrderedDict((k, "frozen" if self.classifier == "head" and k[0] == "text" else m)
+                                for k, m in unit_modes(self.mask, units).items())
+        return OrderedDict((k, "frozen" if m == "zo" and self.zo.holds_fixed else m) for k, m in modes.items())
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

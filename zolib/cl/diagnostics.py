@@ -19,7 +19,6 @@ import torch
 from ..models import trainable_units
 from .config import ExperimentConfig
 from .evaluation import accuracy, predict
-from .factory import run_modes
 
 ZO_ACTED = 0.01
 """The one threshold of "the ZO units acted": the share of predictions that putting them back must change
@@ -39,7 +38,7 @@ def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def movement(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> dict[str, dict]:
     """``|theta - theta_0| / |theta_0|`` of the trainable parameters, per branch and unit mode (``|theta -
     theta_0|`` itself for a unit that starts at zero: a prompt vector)."""
-    modes = run_modes(cfg, trainable_units(model))
+    modes = cfg.unit_modes(trainable_units(model))
     sums: dict[str, dict[str, list[float]]] = {}
     for key, params in trainable_units(model).items():
         for name, p in params.items():
@@ -53,7 +52,7 @@ def movement(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, t
 @contextmanager
 def revert_zo(cfg: ExperimentConfig, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> Iterator[None]:
     """Within the block the ZO units hold their initial values; afterwards, what they had."""
-    modes = run_modes(cfg, trainable_units(model))
+    modes = cfg.unit_modes(trainable_units(model))
     zo_params = [(n, p) for k, ps in trainable_units(model).items() if modes[k] == "zo" for n, p in ps.items()]
     saved = [p.detach().clone() for _, p in zo_params]
     with torch.no_grad():

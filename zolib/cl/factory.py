@@ -3,7 +3,6 @@
 - :func:`load_benchmark`: the :class:`~zolib.data.benchmark.Benchmark` the config names;
 - :func:`build_model`: the adapted CLIP (adapter size from :func:`zolib.models.specs.model_spec`),
   with a classifier head (ZO-FC) or a prompt context (SharpZO, CoOp) where the config asks;
-- :func:`run_modes`: which unit is FO, ZO or held fixed;
 - :func:`make_optimizer`: the optimizer of every run, class-incremental and few-shot alike
   (:class:`~zolib.optim.hybrid.HybridOptimizer`, :class:`~zolib.optim.sharpzo.SharpZO`, or infty's
   ZeroFlow for the cross-check). It passes the config's numbers on: the ZO step is ``cfg.zo.zo_lr``,
@@ -12,7 +11,6 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
 import torch
@@ -22,9 +20,7 @@ from ..models import LoRAConfig, MoEConfig, build_adapted_clip, tokenizer, train
 from ..models.head import attach_head
 from ..models.prompt import attach_prompt
 from ..models.specs import model_spec
-from ..models.units import PROMPT
-from ..optim.build import unit_modes
-from .config import ExperimentConfig
+from .config import ExperimentConfig, resolve
 
 
 def resolve_device(device: str) -> torch.device:
@@ -101,18 +97,6 @@ def build_model(cfg: ExperimentConfig, device: torch.device, pretrained: str | N
     return model
 
 
-def run_modes(cfg: ExperimentConfig, units: Mapping) -> "OrderedDict":
-    """``{unit: "fo" | "zo" | "frozen"}`` of a run: the method's mask; with a classifier head (ZO-FC) the
-    text adapters are held fixed (the text encoder only initialised the head's rows); ZO units are held
-    fixed where the ZO step is 0 (:attr:`zolib.optim.zo.ZOConfig.holds_fixed`: a control, or frozen)."""
-    if cfg.classifier == "prompt":  # only the context trains: FO (CoOp) or forward-only (ZO-SGD, CMA-ES, SharpZO)
-        return OrderedDict((k, ("fo" if cfg.sharpzo.prompt_mode == "fo" else "zo") if k == PROMPT else "frozen")
-                           for k in units)
-    modes = unit_modes(cfg.mask, units)
-    return OrderedDict((k, "frozen" if (cfg.classifier == "head" and k[0] == "text") or
-                        (m == "zo" and cfg.zo.holds_fixed) else m) for k, m in modes.items())
-
-
 def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, *, seed: int, total_steps: int | None = None,
                    units: Mapping | None = None, partial: bool = True) -> Any:
     """The optimizer of ``cfg`` over ``units`` (default: the model's trainable units), for every run.
@@ -125,7 +109,7 @@ def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, *, seed: int, 
     from ..models.partial import PartialForward
     units = trainable_units(model) if units is None else units
     lr_factor = schedule(cfg, total_steps) if total_steps else None
-    modes = run_modes(cfg, units)
+    modes = cfg.unit_modes(units)
     if cfg.classifier == "prompt" and cfg.sharpzo.prompt_mode in ("cmaes", "sharpzo"):
         from ..optim.sharpzo import SharpZO
         probe = PartialForward(model, {"text": {0}, "vision": set()}) if partial else None
@@ -138,3 +122,12 @@ def make_optimizer(cfg: ExperimentConfig, model: torch.nn.Module, *, seed: int, 
     return HybridOptimizer(model, units, modes, lr=cfg.lr, weight_decay=cfg.weight_decay, mix=cfg.mix, zo=cfg.zo,
                            schedule=lr_factor, seed=seed, fo_train_mode=cfg.fo_train_mode,
                            fo_optimizer=cfg.fo_optimizer, partial=partial)
+
+
+def build_optimizer(model: torch.nn.Module, method: str = "fo", *, units: Mapping | None = None, seed: int = 0,
+                    partial: bool = True, total_steps: int | None = None, **values: Any) -> Any:
+    """The optimizer a stored run of ``method`` trains ``model`` with: ``values`` (experiment and ZO fields,
+    flat, as :func:`resolve` takes them: ``lr``, ``zo_lr``, ``rule``, ``q``, ...) resolved with the method,
+    then :func:`make_optimizer`. The one path from a method name to an optimizer, for tests and notebooks."""
+    return make_optimizer(resolve({"method": method, **values}), model, seed=seed, total_steps=total_steps,
+                          units=units, partial=partial)

@@ -6,17 +6,17 @@
   momentum, Adam).
 - :mod:`.hybrid`: :class:`HybridOptimizer`, AdamW on FO units and ZO on ZO units.
 - :mod:`.methods`: the method registry (fo, frozen, dual, vision, language, layer-wise, mozo, custom).
-- :mod:`.build`: :func:`build_optimizer`, from a method name to an optimizer.
+- the optimizer of a run is built from its resolved config: :func:`zolib.cl.factory.make_optimizer`
+  (:func:`zolib.cl.factory.build_optimizer` from a method name, for tests and notebooks).
 """
 from . import methods
-from .build import ZO_FIELDS, build_optimizer, unit_layers, unit_modes, zo_config
 from .directions import DISTRIBUTIONS, direction_seed, sample_direction, step_seed
 from .hybrid import HybridOptimizer, StepResult, forwards_per_step
-from .methods import MOZO
+from .methods import MOZO, unit_modes
 from .rules import BASES, RULES, SIGNS, Base, Rule, Sign, candidate_multipliers, register
-from .zo import ESTIMATORS, PERTURBATIONS, ZOConfig, zo_gradient
+from .zo import ESTIMATORS, PERTURBATIONS, ZO_FIELDS, ZOConfig, zo_gradient
 
-__all__ = ["methods", "ZO_FIELDS", "build_optimizer", "unit_layers", "unit_modes", "zo_config", "DISTRIBUTIONS",
+__all__ = ["methods", "ZO_FIELDS", "unit_modes", "DISTRIBUTIONS",
            "direction_seed", "sample_direction", "step_seed", "HybridOptimizer", "StepResult", "forwards_per_step",
            "MOZO", "BASES", "RULES", "SIGNS", "Base", "Rule", "Sign", "candidate_multipliers", "register",
            "ESTIMATORS", "PERTURBATIONS", "ZOConfig", "zo_gradient"]

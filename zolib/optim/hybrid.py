@@ -179,8 +179,10 @@ class HybridOptimizer(torch.optim.Optimizer):
             check_choice("unit mode", mode, MODES)
         if zo.zo_lr is None and any(m == "zo" for m in modes.values()):
             raise ZolibError("the ZO step zo.zo_lr is unset; give a number (ZOConfig.with_step(lr) takes the FO lr, "
-                             "as zolib.cl.config.resolve and zolib.optim.build_optimizer do)")
-        modes = {k: ("frozen" if m == "zo" and zo.holds_fixed else m) for k, m in modes.items()}
+                             "as zolib.cl.config.resolve does)")
+        if zo.holds_fixed and any(m == "zo" for m in modes.values()):
+            raise ZolibError("ZO units with zo_lr 0 are held fixed: give them mode 'frozen' "
+                             "(ExperimentConfig.unit_modes does so for every run)")
         groups = []
         for key, params in units.items():
             group_lr = zo.zo_lr if modes[key] == "zo" else (lr if modes[key] == "fo" else 0.0)

@@ -34,6 +34,7 @@ difference). notebooks/05_mozo.ipynb explains the algebra and sweeps them.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -233,6 +234,13 @@ def mask_text(mask: Mapping[str, Any]) -> str:
             raise ZolibError(f"mask branches are {', '.join(BRANCHES)}; got {branch!r}")
         out[branch] = bits if isinstance(bits, str) else "".join("1" if b else "0" for b in bits)
     return ",".join(f"{b}={out[b]}" for b in BRANCHES if b in out)
+
+
+def unit_modes(mask: Mapping[str, str], units: Mapping[Any, Any]) -> "OrderedDict[Any, str]":
+    """``{unit: "zo" | "fo"}`` from a mask ``{"vision": "0101...", "text": ...}`` (a branch missing is FO;
+    a classifier head or prompt is FO). Which units a run holds fixed is the config's to say
+    (:meth:`zolib.cl.config.ExperimentConfig.unit_modes`)."""
+    return OrderedDict((k, "zo" if k[0] in mask and mask[k[0]][k[1]] == "1" else "fo") for k in units)
 
 
 def custom(mask: Mapping[str, Any]) -> str:

@@ -66,7 +66,7 @@ class ZOConfig:
     - ``eps_vision`` / ``eps_text``: ``None`` means ``eps`` (1e-3, the paper's). MoZO sets
       them (see :mod:`zolib.optim.methods`).
     - ``zo_lr``: the ZO step size. ``None`` means "not chosen yet": :meth:`with_step` (called by
-      :func:`zolib.cl.config.resolve` and :func:`zolib.optim.build_optimizer`) makes it the FO learning
+      :func:`zolib.cl.config.resolve`) makes it the FO learning
       rate, the paper's literal setting; the optimizers take only numbers. ``0`` holds the ZO units
       fixed (no ZO forwards at all): the control of a hybrid method (:attr:`holds_fixed`).
     - ``rule``, ``sign`` and ``base`` name registered objects (:mod:`zolib.optim.rules`: ``RULES``,
@@ -158,6 +158,9 @@ class ZOConfig:
                     f"theta -+ zo_lr * sign(z) do not depend on the measured difference, so eps and the "
                     f"estimate's forward are wasted; use q >= 2 (zolib's MoZO default) or rule='aggressive'")
         return None
+
+
+ZO_FIELDS = tuple(f.name for f in fields(ZOConfig))  # the flat names resolve and the CLI take
 
 
 @dataclass(eq=False)

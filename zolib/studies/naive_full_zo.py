@@ -74,7 +74,7 @@ class NaiveFullZO(Notebook):
                     rows.append({"benchmark": bench, "label": label, "rule": f, "point": pt.label, "epochs": pt.epochs,
                                  "zo_lr": pt.step, "zo_lr used": next(iter(run.values()))["config"]["zo"]["zo_lr"],
                                  "seeds": len(run), "state": state, "why": why,
-                                 "gain_over_frozen": _median_gain(run, frozen), "zo_flips": dynamics.flips(run),
+                                 "gain_over_frozen": dynamics.paired_gain(run, frozen), "zo_flips": dynamics.flips(run),
                                  "oscillation": dynamics.oscillation(ok, frozen),
                                  "kept_theta": dynamics.pick_shares(run).get("0", float("nan")),
                                  "moved (vision, text)": tuple(round(v, 4) for v in dynamics.moved(run).values())})
@@ -123,9 +123,3 @@ class NaiveFullZO(Notebook):
 
 def _step(pt: Point) -> str:
     return CALIBRATED if pt.calibrated else f"{pt.step:g}"
-
-
-def _median_gain(run: Runs, frozen: Runs) -> float:
-    from statistics import median
-    gains = [r["last"] - frozen[s]["last"] for s, r in run.items() if r.get("last") is not None and s in frozen]
-    return median(gains) if gains else float("nan")
