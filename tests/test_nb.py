@@ -7,8 +7,8 @@ import sys
 import nbformat
 import pytest
 
-from zolib import nb, notebooks, studies
-from zolib.analysis.runs import per_seed_records, summary
+from zolib import claims, nb, notebooks, studies
+from zolib.analysis.runs import metric, per_seed_records, summary
 from zolib.studies import peers
 from zolib.errors import NanLossError, ZolibError
 
@@ -57,6 +57,35 @@ def session(toy, tmp_path, monkeypatch):
     monkeypatch.setenv("ZOLIB_JOBS", "1")
     monkeypatch.setattr(nb, "FIGURES", tmp_path / "figures")
     return nb.setup("99_toy", {"profile": "smoke", "budgets": [1]})
+
+
+def fo_beats_frozen(by_label, fo: str, frozen: str) -> list:
+    """A new claim's comparison, written as it would be in zolib/claims.py: per seed, paired."""
+    return [claims.above("FO beats the frozen model (Last)", "FO above frozen", fo, metric(by_label[fo], "last"),
+                         frozen, metric(by_label[frozen], "last"))]
+
+
+def test_a_new_claim_is_its_comparison_and_the_runs_its_notebook_reads(session, monkeypatch, tmp_path):
+    """CONTRIBUTING's row "a claim": the comparison (above) and which runs it reads (the notebook object's
+    ``claims``), nothing else. On hand-made seeds the session prints it, records it in the results JSON and
+    draws it on the claim map; the verdict follows the seeds (FO 20 points up in every seed agrees, and the
+    same claim on the seeds swapped disagrees)."""
+    from zolib import plotting
+    monkeypatch.setattr(plotting, "FIGURES", tmp_path / "figures")
+    up = {"FO": {0: {"last": 60.0}, 1: {"last": 62.0}, 2: {"last": 61.0}},
+          "frozen": {0: {"last": 40.0}, 1: {"last": 41.5}, 2: {"last": 40.2}}}
+    monkeypatch.setattr(type(session.spec), "claims", lambda self, runs, params, profile, **measured:
+                        [v for by_label in runs.values() for v in fo_beats_frozen(by_label, "FO", "frozen")])
+    monkeypatch.setattr(session, "runs", lambda: {"synthetic": up})
+    table = session.check()
+    assert list(table["verdict"]) == ["agrees"] and "3 seeds" in table["measured"][0]
+    saved = json.loads(session.save().read_text())["results"]["claims"]
+    assert [(c["claim"], c["verdict"]) for c in saved] == [("FO beats the frozen model (Last)", "agrees")]
+    session.claim_map()
+    assert (tmp_path / "figures" / "smoke" / "99_claim_map_synthetic.png").exists()
+    monkeypatch.setattr(session, "runs", lambda: {"synthetic": {"FO": up["frozen"], "frozen": up["FO"]}})
+    assert list(session.check()["verdict"]) == ["disagrees"]
+    assert len(json.loads(session.save().read_text())["results"]["claims"]) == 1, "a rerun replaces its verdict"
 
 
 def test_a_new_notebook_is_its_ipynb_and_its_study_module_found_and_planned(toy, session):
