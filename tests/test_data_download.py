@@ -14,7 +14,7 @@ import pytest
 
 from zolib.data import cli as data_cli
 from zolib.data import download as dl
-from zolib.data.manifests import DATASETS, Manifest, load_manifest, mirror_env_var
+from zolib.data.manifests import Manifest, datasets, load_manifest, mirror_env_var
 from zolib.errors import ZolibError
 
 
@@ -22,7 +22,7 @@ from zolib.errors import ZolibError
 def data_root(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "data"
     monkeypatch.setenv("ZOLIB_DATA", str(root))
-    for name in [mirror_env_var(n) for n in (*DATASETS, "fake")]:
+    for name in [mirror_env_var(n) for n in (*datasets(), "fake")]:
         monkeypatch.delenv(name, raising=False)
     return root
 
@@ -168,7 +168,7 @@ def test_unsafe_members_are_rejected(tmp_path, data_root, kind):
 
 
 def test_real_manifests_are_consistent():
-    for name in DATASETS:
+    for name in datasets():
         m = load_manifest(name)
         assert sorted(m.class_order) == list(range(m.num_classes))
         assert len(m.class_names) == m.num_classes and m.template == "a bad photo of a {}."
@@ -196,7 +196,7 @@ def _cli(argv: list[str]) -> int:
 def test_cli_list_import_verify(archive, data_root, monkeypatch, capsys):
     assert _cli(["data", "list"]) == 0
     out = capsys.readouterr().out
-    for name in DATASETS:
+    for name in datasets():
         assert name in out
     assert "missing" in out and str(data_root) in out
     with pytest.raises(ZolibError) as e:

@@ -1,9 +1,12 @@
-"""The real-dataset loaders, on fake CIFAR-100 / Tiny-ImageNet / ImageNet-R archives built here."""
+"""The real-dataset loaders, on fake CIFAR-100 / Tiny-ImageNet / ImageNet-R archives built here, and a toy
+benchmark added the way CONTRIBUTING.md says (a manifest and a loader, nothing else)."""
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import pickle
+import shutil
 import tarfile
 import zipfile
 from dataclasses import replace
@@ -14,9 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
-from zolib.data import real
+from zolib.data import manifests, real
 from zolib.data.benchmark import Benchmark, Scenario
-from zolib.data.manifests import Manifest, load_manifest
+from zolib.data.download import prepare
+from zolib.data.manifests import Manifest, datasets, load_manifest
 from zolib.data.transforms import CLIP_MEAN, CLIP_STD, clip_eval_transform, clip_train_transform
 from zolib.errors import ZolibError
 
@@ -203,6 +207,84 @@ def test_imagenet_r_folders_must_match_manifest(fake_imagenet_r):
     m = replace(fake_imagenet_r, wnids=("n0", "n1", "n2"))
     with pytest.raises(ZolibError, match="wnids"):
         real.load_imagenet_r(manifest=m, scenario=Scenario("s", ((0, 1, 2),)), progress=False)
+
+
+# ----------------------------------------------------------------------------- a new benchmark
+
+TOY_NAMES = ["ant", "bee", "cat", "dog"]
+
+
+def load_toy(root=None, image_size=224, download=True, *, protocol=None, scenario=None, manifest=None, url=None,
+             progress=True) -> Benchmark:
+    """A new dataset's loader as it would sit in zolib/data/real.py: ``<split>/<class name>/*.jpg``, labels in
+    the manifest's class-name order."""
+    m = manifest or load_manifest("toy")
+    folder = prepare(m, root=root, download=download, url=url, progress=progress)
+
+    def split(part: str, transform) -> tuple[real.FileImages, np.ndarray]:
+        paths, labels = [], []
+        for label, name in enumerate(m.class_names):
+            files = sorted((folder / part / name).iterdir())
+            paths += files
+            labels += [label] * len(files)
+        return real.FileImages(paths, np.array(labels), transform), np.array(labels)
+
+    train, ytr = split("train", clip_train_transform(image_size))
+    test, yte = split("test", clip_eval_transform(image_size))
+    return real._benchmark(m, train, test, ytr, yte, list(m.class_names), real._scenario("toy", m, protocol, scenario),
+                           folder)
+
+
+@pytest.fixture
+def toy_benchmark(tmp_path, monkeypatch) -> Path:
+    """The shipped manifests plus ``toy.json`` in a manifest folder read in place of data_manifests/, and
+    ``load_toy`` in ``LOADERS``: the two places CONTRIBUTING.md names. Returns the toy archive (a local file)."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for path in manifests.MANIFEST_DIR.glob("*.json"):
+        shutil.copy(path, folder)
+    archive = write_tar(tmp_path / "toy.tar.gz", {f"toy/{part}/{name}/{k}.jpg": jpeg(60 * c + k)
+                                                  for part, n in (("train", 2), ("test", 1))
+                                                  for c, name in enumerate(TOY_NAMES) for k in range(n)})
+    data = archive.read_bytes()
+    (folder / "toy.json").write_text(json.dumps({
+        "name": "toy", "num_classes": 4, "class_names": TOY_NAMES, "class_order": [2, 0, 3, 1],
+        "archive": {"filename": archive.name, "md5": md5(data), "size": len(data), "urls": [archive.as_uri()],
+                    "extracts_to": "toy"},
+        "protocols": {"inc2": {"base": 0, "step": 2, "help": "2 tasks of 2 classes"},
+                      "b2-1": {"base": 2, "step": 1, "help": "2 base classes, then 2 tasks of 1"}},
+        "default_protocol": "inc2"}))
+    monkeypatch.setattr(manifests, "MANIFEST_DIR", folder)
+    monkeypatch.setitem(real.LOADERS, "toy", load_toy)
+    return archive
+
+
+def test_a_new_benchmark_is_a_manifest_and_a_loader(toy_benchmark, data_root):
+    """CONTRIBUTING.md's "a benchmark dataset": with its manifest and its loader, and no other edit, the toy
+    is listed with the datasets and benchmarks, has its manifest's protocols and default, resolves as a
+    config, and loads from its checksum-verified local archive with its manifest's names and class order."""
+    from zolib.cl.config import benchmarks, resolve
+    from zolib.data.scenarios import protocols, resolve_protocol
+    assert datasets() == ("cifar100", "imagenet-r", "tinyimagenet", "toy")
+    assert benchmarks() == ("synthetic", *datasets())
+    assert protocols()["toy"] == {"inc2": "2 tasks of 2 classes", "b2-1": "2 base classes, then 2 tasks of 1"}
+    assert resolve_protocol("toy") == "inc2" and resolve({"benchmark": "toy"}).protocol == "inc2"
+    assert resolve({"benchmark": "toy", "protocol": "b2-1", "method": "dual"}).protocol == "b2-1"
+
+    m = load_manifest("toy")
+    with pytest.raises(ZolibError, match="checksum mismatch"):  # the md5 gates the unpack
+        real.load_benchmark("toy", manifest=replace(m, md5="0" * 32), progress=False)
+    assert not (data_root / "toy" / "toy").exists()
+    b = real.load_benchmark("toy", image_size=16, progress=False)
+    assert b.info["data"]["archive_md5"] == m.md5 == md5(toy_benchmark.read_bytes())
+    assert b.name == "toy" and b.class_names == TOY_NAMES
+    assert b.scenario.name == "toy/inc2" and b.scenario.tasks == ((2, 0), (3, 1))
+    assert [b.class_names[c] for c in b.scenario.class_order] == ["cat", "ant", "dog", "bee"]
+    assert b.train_targets.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and b.test_targets.tolist() == [0, 1, 2, 3]
+    x, y = b.test[2]
+    assert x.shape == (3, 16, 16) and y == 2
+    base = real.load_benchmark("toy", image_size=16, protocol="b2-1", download=False)
+    assert base.scenario.tasks == ((2, 0), (3,), (1,))
 
 
 # ----------------------------------------------------------------------------- transforms and dispatch

@@ -135,12 +135,12 @@ def test_each_per_model_fact_comes_from_its_spec():
 
 
 def test_benchmarks_come_from_the_manifests_with_their_protocols_and_loaders():
-    from zolib.cl.config import BENCHMARKS
-    from zolib.data.manifests import DATASETS, MANIFEST_DIR, load_manifest
+    from zolib.cl.config import benchmarks
+    from zolib.data.manifests import MANIFEST_DIR, datasets, load_manifest
     from zolib.data.real import LOADERS
-    from zolib.data.scenarios import DEFAULT_PROTOCOL, PROTOCOLS
-    assert set(DATASETS) == {p.stem for p in Path(MANIFEST_DIR).glob("*.json")} == set(LOADERS)
-    assert BENCHMARKS == ("synthetic", *DATASETS)
-    for name in DATASETS:
+    from zolib.data.scenarios import protocols, resolve_protocol
+    assert set(datasets()) == {p.stem for p in Path(MANIFEST_DIR).glob("*.json")} == set(LOADERS)
+    assert benchmarks() == ("synthetic", *datasets())
+    for name in datasets():
         m = load_manifest(name)
-        assert set(PROTOCOLS[name]) == set(m.protocols) and DEFAULT_PROTOCOL[name] == m.default_protocol
+        assert set(protocols()[name]) == set(m.protocols) and resolve_protocol(name) == m.default_protocol

@@ -93,13 +93,13 @@ def _methods_epilog() -> str:
 
 
 def _add_experiment(sub) -> None:
-    from .cl.config import BENCHMARKS
+    from .cl.config import benchmarks
     from .cl.profiles import PROFILES
     p = sub.add_parser("experiment", help="run one class-incremental experiment",
                        description="Train task by task and write a result JSON (last, avg, forgetting, zero_shot, "
                                    "acc_matrix, movement, picks, zo_effect, world, config, versions).",
                        epilog=_methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--benchmark", choices=BENCHMARKS, default=None, help="default: the profile's")
+    p.add_argument("--benchmark", choices=benchmarks(), default=None, help="default: the profile's")
     p.add_argument("--method", default="fo", metavar="METHOD",
                    help="FO/ZO assignment and rules (listed below); also custom:vision=0101...,text=...")
     p.add_argument("--profile", choices=list(PROFILES), default="smoke")

@@ -6,8 +6,8 @@ Modules: :mod:`.config` (the resolved config), :mod:`.profiles` (scales of the c
 step), :mod:`.fewshot` (SharpZO's own setting), :mod:`.randomstep` (one random-weight step: dry runs and
 footprints), :mod:`.store` and :mod:`.sweep` (runs as jobs).
 """
-from .config import BENCHMARKS, ExperimentConfig, flat, from_dict, resolve
+from .config import ExperimentConfig, benchmarks, flat, from_dict, resolve
 from .metrics import average_accuracy, backward_transfer, forgetting, last_accuracy, summarise
 
-__all__ = ["BENCHMARKS", "ExperimentConfig", "flat", "from_dict", "resolve", "average_accuracy", "backward_transfer",
+__all__ = ["ExperimentConfig", "benchmarks", "flat", "from_dict", "resolve", "average_accuracy", "backward_transfer",
            "forgetting", "last_accuracy", "summarise"]

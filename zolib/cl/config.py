@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from collections import OrderedDict
 from typing import Any, Mapping
 
-from ..data.manifests import DATASETS
-from ..data.scenarios import PROTOCOLS, resolve_protocol
+from ..data.manifests import datasets
+from ..data.scenarios import protocols, resolve_protocol
 from ..errors import ZolibError, check_choice
 from ..optim.hybrid import FO_OPTIMIZERS
 from ..optim.methods import mask_text, parse, resolve_mask, setting_names, unit_modes, zo_optimizer
@@ -33,9 +33,13 @@ from ..optim.zo import ZO_FIELDS, ZOConfig
 from ..models.specs import model_spec, world_model
 from ..models.units import PROMPT
 
-BENCHMARKS = ("synthetic", *DATASETS)  # the offline world, then every dataset with a manifest
 NOT_KEYED = ("method", "device", "num_workers", "eval_batch_size")  # labels and settings that leave the numbers alone
 INACTIVE_ZO = ZOConfig(zo_lr=0.0)  # the canonical ZO settings of a run without ZO updates
+
+
+def benchmarks() -> tuple[str, ...]:
+    """The offline world, then every dataset with a manifest (:func:`zolib.data.manifests.datasets`)."""
+    return ("synthetic", *datasets())
 
 
 class ZOWarning(UserWarning):
@@ -47,7 +51,7 @@ class ExperimentConfig:
     """Everything that decides an experiment's numbers; build it with :func:`resolve`."""
 
     benchmark: str = "synthetic"
-    protocol: str = "10-steps"         # class-incremental protocol (zolib.data.scenarios.PROTOCOLS)
+    protocol: str = "10-steps"         # class-incremental protocol (zolib.data.scenarios.protocols())
     method: str = "fo"                 # the name asked for: a label, not part of the key
     zo_mask: str = "vision=000000000000,text=000000000000"  # 1 = ZO unit, layer 0 first (from the method)
     adapter: str = "moe"               # moe | lora
@@ -172,7 +176,7 @@ def resolve(values: Mapping[str, Any]) -> ExperimentConfig:
     family = zo_optimizer(given.pop("zo_optimizer")) if given.get("zo_optimizer") else {}
     settings = {**parse(method).settings, **family, **given}
     exp = {k: v for k, v in settings.items() if k in EXPERIMENT_FIELDS}
-    check_choice("benchmark", exp.get("benchmark", "synthetic"), BENCHMARKS)
+    check_choice("benchmark", exp.get("benchmark", "synthetic"), benchmarks())
     benchmark = exp.get("benchmark", "synthetic")
     exp["protocol"] = resolve_protocol(benchmark, exp.get("protocol") or None)
     check_choice("adapter", exp.get("adapter", "moe"), ("moe", "lora"))
@@ -233,7 +237,7 @@ def _check(cfg: ExperimentConfig) -> None:
         raise ZolibError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
     if cfg.max_steps_per_task < 0:
         raise ZolibError(f"max_steps_per_task must be >= 0 (0: no cap), got {cfg.max_steps_per_task}")
-    if cfg.protocol not in PROTOCOLS[cfg.benchmark]:
+    if cfg.protocol not in protocols()[cfg.benchmark]:
         raise ZolibError(f"protocol {cfg.protocol!r} is not one of {cfg.benchmark}'s")
 
 

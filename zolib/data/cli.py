@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from zolib.data import download as dl
-from zolib.data.manifests import DATASETS, load_manifest
+from zolib.data.manifests import datasets, load_manifest
 
 
 def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,14 +18,15 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                                           "default $ZOLIB_CACHE/data, i.e. ~/.cache/zolib/data).")
     p.add_argument("--root", default=None, help="data root (default: $ZOLIB_DATA, else $ZOLIB_CACHE/data, i.e. ~/.cache/zolib/data)")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    names = f"one of: {', '.join(datasets())}"
     sub.add_parser("list", help="datasets, their state in the data root, size and source")
     d = sub.add_parser("download", help="download (or reuse), verify and unpack a dataset")
-    d.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
+    d.add_argument("name", metavar="NAME", help=names)
     d.add_argument("--url", default=None, help="a mirror URL of the archive (a URL ending in / is a folder)")
     v = sub.add_parser("verify", help="re-check the md5 of a downloaded archive")
-    v.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
+    v.add_argument("name", metavar="NAME", help=names)
     i = sub.add_parser("import", help="verify an archive you downloaded yourself and add it to the data root")
-    i.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
+    i.add_argument("name", metavar="NAME", help=names)
     i.add_argument("path", metavar="PATH", help="the archive file")
     p.set_defaults(func=run_data)
     return p
@@ -47,7 +48,7 @@ def run_data(args: argparse.Namespace) -> int:
     cmd = args.data_command
     if cmd == "list":
         rows = [("NAME", "STATE", "SIZE", "SOURCE")]
-        for name in DATASETS:
+        for name in datasets():
             m = load_manifest(name)
             rows.append((name, dl.status(m, root=root).state, _size(m.size), m.source))
         widths = [max(len(r[k]) for r in rows) for k in range(3)]

@@ -7,6 +7,7 @@ download or loading function accepts a manifest in place of a dataset name.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -20,9 +21,6 @@ from zolib.runtime import REPO_ROOT
 # A checkout or editable install reads the top-level folder; a wheel ships it as zolib/_manifests.
 MANIFEST_DIR = next((d for d in (REPO_ROOT / "data_manifests", Path(__file__).parent.parent / "_manifests")
                      if d.is_dir()), REPO_ROOT / "data_manifests")
-DATASETS = tuple(sorted(p.stem for p in MANIFEST_DIR.glob("*.json")))
-"""Every real dataset: one manifest file each (a new dataset is a new manifest plus its loader in
-:mod:`zolib.data.real`)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +110,17 @@ class Manifest:
         )
 
 
+def datasets() -> tuple[str, ...]:
+    """Every real dataset: one manifest file each in :data:`MANIFEST_DIR`, listed when first asked for that
+    folder (a new dataset is a new manifest plus its loader in :mod:`zolib.data.real`)."""
+    return _datasets(MANIFEST_DIR)
+
+
+@functools.cache
+def _datasets(folder: Path) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in folder.glob("*.json")))
+
+
 def mirror_env_var(name: str) -> str:
     """``ZOLIB_MIRROR_`` + the name upper-cased, non-alphanumerics as ``_``."""
     return "ZOLIB_MIRROR_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
@@ -119,8 +128,8 @@ def mirror_env_var(name: str) -> str:
 
 def manifest_path(name: str) -> Path:
     """The JSON file of a known dataset."""
-    if name not in DATASETS:
-        raise unknown_value("dataset", name, DATASETS)
+    if name not in datasets():
+        raise unknown_value("dataset", name, datasets())
     return MANIFEST_DIR / f"{name}.json"
 
 

@@ -216,7 +216,8 @@ LOADERS: dict[str, Callable[..., Benchmark]] = {
     "cifar100": load_cifar100, "tinyimagenet": load_tinyimagenet, "imagenet-r": load_imagenet_r,
 }
 """Dataset name (its manifest's file name) -> loader. A new dataset: its manifest under ``data_manifests/``
-and its loader here (tests/test_data_real.py checks that every manifest has one)."""
+and its loader here (tests/test_structure.py checks that every manifest has one; tests/test_data_real.py
+adds a toy dataset this way)."""
 
 
 def load_benchmark(name: str, **kwargs) -> Benchmark:

@@ -15,12 +15,16 @@ Names (``incN`` always means N classes per task, as in the paper's "Inc10/Inc20"
   notebook 00's world check).
 
 A real benchmark's protocols, default and aliases live in its manifest (``protocols``: name ->
-``{base, step, help}``, ``default_protocol``, ``protocol_aliases``), read once at import.
+``{base, step, help}``, ``default_protocol``, ``protocol_aliases``), read when first asked for
+(:func:`protocols`, :func:`resolve_protocol`): a new manifest is a new benchmark without another edit.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from pathlib import Path
+from typing import NamedTuple, Sequence
 
+from zolib.data import manifests
 from zolib.data.benchmark import Scenario
 from zolib.errors import unknown_value
 
@@ -34,42 +38,58 @@ SYNTHETIC: dict[str, tuple[int, int, str]] = {  # name -> (base classes, classes
 """The synthetic world's protocols (it has no manifest); base 0 means every task has the same size."""
 
 
-def _tables():
-    """The protocol tables of every benchmark: the synthetic world's, then each manifest's."""
-    from zolib.data.manifests import DATASETS, load_manifest
+class _Tables(NamedTuple):
+    helps: dict[str, dict[str, str]]                # benchmark -> {protocol: help line}
+    defaults: dict[str, str]                        # benchmark -> default protocol
+    aliases: dict[str, dict[str, str]]              # benchmark -> {alias: protocol}
+    shapes: dict[str, dict[str, tuple[int, int]]]   # benchmark -> {protocol: (base, step)}
+
+
+def _tables() -> _Tables:
+    """The protocol tables of the manifest folder."""
+    return _read_tables(manifests.MANIFEST_DIR)
+
+
+@functools.cache
+def _read_tables(folder: Path) -> _Tables:
+    """The synthetic world's protocols, then each manifest's; read once per manifest folder (the cache key:
+    :func:`~zolib.data.manifests.datasets` and :func:`~zolib.data.manifests.load_manifest` read ``folder``)."""
     shapes = {"synthetic": {k: (b, s) for k, (b, s, _) in SYNTHETIC.items()}}
     helps = {"synthetic": {k: h for k, (_, _, h) in SYNTHETIC.items()}}
     defaults, aliases = {"synthetic": "10-steps"}, {}
-    for name in DATASETS:
-        m = load_manifest(name)
+    for name in manifests.datasets():
+        m = manifests.load_manifest(name)
         shapes[name] = {k: (int(p["base"]), int(p["step"])) for k, p in m.protocols.items()}
         helps[name] = {k: p.get("help", "") for k, p in m.protocols.items()}
         defaults[name] = m.default_protocol
         if m.protocol_aliases:
             aliases[name] = dict(m.protocol_aliases)
-    return helps, defaults, aliases, shapes
+    return _Tables(helps, defaults, aliases, shapes)
 
 
-PROTOCOLS, DEFAULT_PROTOCOL, ALIASES, _SHAPES = _tables()
-"""``PROTOCOLS[benchmark][name]``: its help line; ``DEFAULT_PROTOCOL[benchmark]``; ``ALIASES[benchmark]``."""
+def protocols() -> dict[str, dict[str, str]]:
+    """``protocols()[benchmark][name]``: the help line of each protocol of every benchmark (the synthetic
+    world, then each dataset with a manifest); a benchmark's default is ``resolve_protocol(benchmark)``."""
+    return _tables().helps
 
 
 def resolve_protocol(benchmark: str, protocol: str | None = None) -> str:
     """The canonical protocol name (default and aliases applied); raises on unknown names."""
-    if benchmark not in PROTOCOLS:
-        raise unknown_value("benchmark", benchmark, PROTOCOLS)
+    t = _tables()
+    if benchmark not in t.helps:
+        raise unknown_value("benchmark", benchmark, t.helps)
     if protocol is None:
-        return DEFAULT_PROTOCOL[benchmark]
-    protocol = ALIASES.get(benchmark, {}).get(protocol, protocol)
-    if protocol not in PROTOCOLS[benchmark]:
-        raise unknown_value(f"protocol for {benchmark}", protocol, PROTOCOLS[benchmark])
+        return t.defaults[benchmark]
+    protocol = t.aliases.get(benchmark, {}).get(protocol, protocol)
+    if protocol not in t.helps[benchmark]:
+        raise unknown_value(f"protocol for {benchmark}", protocol, t.helps[benchmark])
     return protocol
 
 
 def task_sizes(benchmark: str, protocol: str | None, num_classes: int) -> list[int]:
     """Number of classes in each task."""
     protocol = resolve_protocol(benchmark, protocol)
-    base, step = _SHAPES[benchmark][protocol]
+    base, step = _tables().shapes[benchmark][protocol]
     rest = num_classes - base
     if rest <= 0 or rest % step:
         raise ValueError(f"{benchmark}/{protocol} needs base {base} + a multiple of {step} classes, got {num_classes}")
@@ -80,6 +100,5 @@ def make_scenario(benchmark: str, protocol: str | None = None, order: Sequence[i
     """The scenario ``benchmark/protocol`` over ``order`` (default: the manifest's class order)."""
     protocol = resolve_protocol(benchmark, protocol)
     if order is None:
-        from zolib.data.manifests import load_manifest
-        order = load_manifest(benchmark).class_order
+        order = manifests.load_manifest(benchmark).class_order
     return Scenario.from_order(f"{benchmark}/{protocol}", order, task_sizes(benchmark, protocol, len(order)))
