@@ -1,4 +1,4 @@
-"""The ``zolib`` command line: experiment, sweep, notebooks, info, data, world, profiles, store.
+"""The ``zolib`` command line: experiment, sweep, notebooks, info, data, world, profiles, store, doctor.
 
 Every bad value exits with status 2 and one line that lists the valid values; a
 :class:`~zolib.errors.ZolibError` raised anywhere is printed the same way, never as a
@@ -112,7 +112,14 @@ def _add_experiment(sub) -> None:
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="real architecture, random weights, synthetic inputs: check memory and time")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_preflight_flag(p)
     p.set_defaults(func=_run_experiment, config_fields=config_flags(p))
+
+
+def add_preflight_flag(parser: argparse.ArgumentParser) -> None:
+    """``--no-preflight``: skip the check of data, weights, CUDA and executor (:mod:`zolib.cl.preflight`)."""
+    parser.add_argument("--no-preflight", dest="preflight", action="store_false",
+                        help="start without checking data, weights, CUDA and executor first (zolib doctor checks them)")
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
@@ -133,6 +140,11 @@ def _run_experiment(args: argparse.Namespace) -> int:
         return 0
     from .cl.trainer import run_experiment
     cfg = get_profile(args.profile).experiment(args.benchmark, **overrides)
+    if args.preflight:
+        from .cl.preflight import check, require
+        require(check([cfg.benchmark], [cfg.model_name], device=cfg.device, gpu=get_profile(args.profile).gpu,
+                      profile=args.profile, weights=args.weights), args.profile,
+                f" --benchmark {cfg.benchmark}" + (f" --device {cfg.device}" if cfg.device != "auto" else ""))
     out = args.out or Path("results") / f"{cfg.benchmark}-{cfg.method.replace(':', '_')}-{args.profile}-s{cfg.seed}.json"
     result = run_experiment(cfg, out, progress=not args.quiet)
     effect = result.get("zo_effect")
@@ -232,6 +244,33 @@ def _run_store(args: argparse.Namespace) -> int:
     return 1 if r["bad"] and not args.repair else 0
 
 
+def _add_doctor(sub) -> None:
+    from .cl.config import BENCHMARKS
+    from .cl.profiles import PROFILES
+    from .cl.sweep import EXECUTORS
+    p = sub.add_parser("doctor", help="check what a profile needs here: data, weights, CUDA, sbatch, disk",
+                       description="The preflight of `zolib sweep`, `zolib notebooks` and `zolib experiment`, "
+                                   "without running anything: every dataset archive (present, checksum right), the "
+                                   "CLIP weights, CUDA where the profile expects a GPU, sbatch for --executor slurm, "
+                                   "disk space for the data; each missing thing with the command that fetches it. "
+                                   "Exit status 0 when nothing is missing, 2 otherwise.")
+    p.add_argument("--profile", choices=list(PROFILES), default="smoke")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default=None, help="this benchmark alone (default: the profile's)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local")
+    p.add_argument("--gpus-per-node", dest="gpus_per_node", type=int, default=0, help="slurm: GPUs per job")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the profile's)")
+    p.add_argument("--weights", default=None, help="a local OpenAI ViT-B-16.pt (default: $ZOLIB_CLIP_WEIGHTS)")
+    p.set_defaults(func=_run_doctor)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from .cl.preflight import check_profile, problems, report
+    findings = check_profile(args.profile, args.benchmark, device=args.device, executor=args.executor,
+                             gpus_per_node=args.gpus_per_node, weights=args.weights)
+    print(report(findings, f"zolib doctor (profile {args.profile}, executor {args.executor})"))
+    return 2 if problems(findings) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``zolib`` parser."""
     from .data.cli import add_data_parser
@@ -243,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_world(sub)
     _add_profiles(sub)
     _add_store(sub)
+    _add_doctor(sub)
     try:
         from .notebooks import add_notebooks_parser, add_sweep_parser
     except ImportError:  # the notebook runner needs papermill (pip install -e .[dev])

@@ -25,8 +25,10 @@ from typing import Any, Sequence
 
 import yaml
 
+from .cl.preflight import check_profile, require
 from .cl.profiles import PROFILES, get_profile
 from .cl.store import Request, Store
+from .cli import add_preflight_flag
 from .errors import ZolibError
 from .runtime import REPO_ROOT
 
@@ -161,10 +163,13 @@ def add_notebooks_parser(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None, help="parallel runs for what the store lacks "
                    "(default: $ZOLIB_JOBS, else one per CPU core, one on a GPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    add_preflight_flag(p)
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.preflight:
+        require(check_profile(args.profile), args.profile)
     extra = {name: yaml.safe_load(value) for name, value in args.p}
     start = time.perf_counter()
     done = run_notebooks(args.profile, args.only, extra, args.timeout, args.jobs, args.threads)
@@ -189,7 +194,8 @@ def add_sweep_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
     p.add_argument("--store", default=None, help="run store folder (default $ZOLIB_STORE, else ~/.cache/zolib/store); "
                    "on a cluster, a filesystem the nodes share")
-    p.add_argument("--plan", action="store_true", help="show the plan and stop")
+    p.add_argument("--plan", action="store_true", help="show the plan and stop (no preflight: nothing runs)")
+    add_preflight_flag(p)
     s = p.add_argument_group("slurm")
     s.add_argument("--partition", default=None)
     s.add_argument("--gpus-per-node", dest="gpus_per_node", type=int, default=0)
@@ -205,6 +211,9 @@ def add_sweep_parser(subparsers) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .cl.sweep import SlurmOptions, default_jobs, plan as plan_of, run_sweep
+    if args.preflight and not args.plan:
+        require(check_profile(args.profile, executor=args.executor, gpus_per_node=args.gpus_per_node), args.profile,
+                f" --executor slurm --gpus-per-node {args.gpus_per_node}" if args.executor == "slurm" else "")
     extra = {name: yaml.safe_load(value) for name, value in args.p}
     for nb in notebooks(args.only):
         parameters(args.profile, nb, extra)

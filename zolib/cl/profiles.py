@@ -29,6 +29,7 @@ class Profile:
     per_benchmark: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     decisive_seeds: tuple[int, ...] = ()  # the claim map's calibrated points and their references (empty: seeds)
     calibration: Calibration = Calibration()
+    gpu: bool = False                  # expects a CUDA GPU: without one the preflight says so (zolib.cl.preflight)
 
     def experiment(self, benchmark: str | None = None, **overrides: Any) -> ExperimentConfig:
         """The resolved config of ``benchmark`` (default: the profile's first) with ``overrides``."""
@@ -67,14 +68,15 @@ WORKSHOP = Profile(
     # 20% of a task is 8 steps of 128 images: warm up over 75% of them, the share of MoE-Adapters'
     # literal 30-of-40 steps on CIFAR-100, so the learning rate reaches its peak as in the paper.
     config=dict(benchmark="cifar100", batch_size=128, train_fraction=0.2, warmup_fraction=0.75, num_workers=4),
-    benchmarks=("cifar100",), seeds=(0, 1, 2), decisive_seeds=(0, 1, 2, 3, 4))
+    benchmarks=("cifar100",), seeds=(0, 1, 2), decisive_seeds=(0, 1, 2, 3, 4), gpu=True)
 
 PAPER = Profile(
     "paper", "CIFAR-100, TinyImageNet, ImageNet-R, OpenAI ViT-B/16, full protocols, 5 seeds",
     "a GPU cluster (zolib sweep --executor slurm)",
     config=dict(batch_size=128, num_workers=8),
     benchmarks=("cifar100", "tinyimagenet", "imagenet-r"), seeds=(0, 1, 2, 3, 4),
-    per_benchmark={"tinyimagenet": {"batch_size": 64}})  # MoE-Adapters4CL's TinyImageNet configs use 64
+    per_benchmark={"tinyimagenet": {"batch_size": 64}},  # MoE-Adapters4CL's TinyImageNet configs use 64
+    gpu=True)
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SMOKE, CPU, WORKSHOP, PAPER)}
 
