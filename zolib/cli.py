@@ -245,7 +245,7 @@ def _run_store(args: argparse.Namespace) -> int:
 
 
 def _add_doctor(sub) -> None:
-    from .cl.config import BENCHMARKS
+    from .cl.config import benchmarks
     from .cl.profiles import PROFILES
     from .cl.sweep import EXECUTORS
     p = sub.add_parser("doctor", help="check what a profile needs here: data, weights, CUDA, sbatch, disk",
@@ -255,7 +255,7 @@ def _add_doctor(sub) -> None:
                                    "disk space for the data; each missing thing with the command that fetches it. "
                                    "Exit status 0 when nothing is missing, 2 otherwise.")
     p.add_argument("--profile", choices=list(PROFILES), default="smoke")
-    p.add_argument("--benchmark", choices=BENCHMARKS, default=None, help="this benchmark alone (default: the profile's)")
+    p.add_argument("--benchmark", choices=benchmarks(), default=None, help="this benchmark alone (default: the profile's)")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--gpus-per-node", dest="gpus_per_node", type=int, default=0, help="slurm: GPUs per job")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the profile's)")
