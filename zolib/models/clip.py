@@ -71,7 +71,8 @@ def attach_adapters(model: nn.Module, adapter: str = "moe", *, moe: MoEConfig = 
 
 
 def _openai_missing(err: Exception) -> ZolibError:
-    cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    from huggingface_hub import constants
+    cache = constants.HF_HUB_CACHE  # where open_clip's hub download puts them (zolib.cl.preflight looks there too)
     return ZolibError(
         f"could not load the OpenAI ViT-B-16 weights ({type(err).__name__}); with internet, "
         f"open_clip caches them under {cache}; offline, download {OPENAI_URL} elsewhere and pass "
